@@ -1,0 +1,172 @@
+"""The ``pco-writer`` command line: thin over the package.
+
+Exit codes: 0 a normal finish, 1 the acquisition failed, 2 a bad setting (nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+__all__ = ["main", "build_parser"]
+
+log = logging.getLogger("pco_writer")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every sub-command."""
+    parser = argparse.ArgumentParser(prog="pco-writer", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    _add_write(commands)
+    _add_simulate(commands)
+    for add in _extra_commands():
+        add(commands)
+    return parser
+
+
+def _extra_commands() -> list[Callable[[Any], None]]:
+    """Sub-commands of the control plane, registered by their own modules."""
+    from pco_writer import cli_control
+
+    return cli_control.COMMANDS
+
+
+def _add_write(commands: Any) -> None:
+    p = commands.add_parser("write", help="receive one acquisition and write it to HDF5")
+    p.add_argument("--connect", required=True, help="camera PUSH address, tcp://HOST:PORT")
+    p.add_argument("--output", required=True, help="output file (printf template with roll-over)")
+    p.add_argument("--n-frames", type=int, default=0, help="frames to write; 0 = until stopped")
+    p.add_argument("--dataset-name", default="data", help="data, data_white, data_black...")
+    p.add_argument("--max-frames-per-file", type=int, default=0, help="roll over; 0 = one file")
+    p.add_argument("--buffer-bytes", type=_size, default=1 << 30, help="e.g. 1G, 512M")
+    p.add_argument("--max-frame-gap", type=int, default=100_000)
+    p.add_argument("--idle-timeout", type=float, default=0.0, help="seconds; 0 = wait for ever")
+    p.add_argument("--flush-interval", type=float, default=1.0, help="seconds between flushes")
+    p.add_argument("--user-id", type=int, default=-1, help="recorded in the statistics")
+    p.add_argument("--rest-port", type=int, default=0, help="serve the writer REST API here")
+    p.add_argument("--rest-host", default="127.0.0.1", help="address of the writer REST API")
+    p.add_argument("--control-url", default="", help="control server to report the end to")
+    p.set_defaults(handler=_run_write)
+
+
+def _add_simulate(commands: Any) -> None:
+    p = commands.add_parser("simulate", help="a simulated camera, or replay a capture folder")
+    p.add_argument("--bind", default="tcp://127.0.0.1:8080", help="PUSH address to bind")
+    p.add_argument("--shape", type=int, nargs="+", default=[2160, 2560], metavar="N")
+    p.add_argument("--dtype", default="uint16")
+    p.add_argument("--fps", type=float, default=0.0, help="0 = as fast as the writer takes them")
+    p.add_argument("--frames", type=int, default=100, help="0 = until stopped")
+    p.add_argument("--start-frame", type=int, default=0)
+    p.add_argument("--replay", type=Path, default=None, help="capture folder to replay")
+    p.set_defaults(handler=_run_simulate)
+
+
+def _run_write(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from pco_writer.errors import PcoWriterError
+    from pco_writer.writer import Writer, WriterConfig
+
+    try:
+        config = WriterConfig(**_write_settings(args))
+        writer = Writer(config)
+        writer.start()
+    except (ValidationError, PcoWriterError, ValueError) as exc:
+        log.error("cannot start the acquisition: %s", exc)
+        return EXIT_USAGE
+    _on_signals(lambda: writer.stop(), lambda: writer.kill())
+    serve = _start_services(args, writer)
+    while not writer.wait(0.5):
+        pass
+    print(json.dumps(writer.statistics(), indent=2))
+    if serve is not None:
+        serve()
+    return EXIT_FAILED if writer.error else EXIT_OK
+
+
+def _write_settings(args: argparse.Namespace) -> dict[str, Any]:
+    keys = (
+        "connect", "output", "n_frames", "dataset_name", "max_frames_per_file", "buffer_bytes",
+        "max_frame_gap", "idle_timeout", "flush_interval", "user_id",
+    )  # fmt: skip
+    return {key: getattr(args, key) for key in keys}
+
+
+def _start_services(args: argparse.Namespace, writer: Any) -> Callable[[], None] | None:
+    """Start the REST API and control reporting, when asked; returns their shutdown."""
+    if not args.rest_port and not args.control_url:
+        return None
+    from pco_writer.api import serve_writer
+
+    return serve_writer(writer, args.rest_host, args.rest_port, args.control_url)
+
+
+def _run_simulate(args: argparse.Namespace) -> int:
+    from pco_writer.simulate import CameraSimulator, replay_capture
+
+    if args.replay is not None:
+        n = replay_capture(args.bind, args.replay, args.fps)
+        log.info("replayed %d messages from %s", n, args.replay)
+        return EXIT_OK
+    sim = CameraSimulator(
+        args.bind, tuple(args.shape), args.dtype, args.fps, args.frames, args.start_frame
+    )
+    _on_signals(sim.stop, sim.stop)
+    log.info("camera bound at %s", sim.bind())
+    n = sim.run()
+    sim.close()
+    log.info("sent %d frames", n)
+    return EXIT_OK
+
+
+def _on_signals(first: Callable[[], None], again: Callable[[], None]) -> None:
+    """SIGTERM/SIGINT: a graceful stop; a second one: stop now."""
+    calls = [first, again]
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        log.warning("signal %d: %s", signum, "stopping" if len(calls) == 2 else "killing")
+        (calls.pop(0) if len(calls) > 1 else calls[0])()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+
+
+def _size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    text = text.strip().upper().removesuffix("B").removesuffix("I")
+    try:
+        if text and text[-1] in units:
+            return int(float(text[:-1]) * units[text[-1]])
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 1G or 512M)") from None
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

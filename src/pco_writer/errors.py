@@ -1,0 +1,65 @@
+"""The one exception hierarchy of pco-writer.
+
+```
+PcoWriterError
+├── ConfigError             a setting or request value is wrong (path, n_frames, name...)
+│   └── DatasetExistsError  the dataset name is already in the output file
+├── ProtocolError           a stream message is not a valid Array-1.0 frame
+├── LayoutError             a layout file or node is wrong
+├── OutputError             the HDF5 file cannot be created or written (disk full, permissions)
+├── StateError              an operation does not fit the writer's current state
+└── ClientError             the client could not get what it asked from a server
+```
+
+Every message names the thing that was wrong and, where there is one, what to do.
+"""
+
+from __future__ import annotations
+
+
+class PcoWriterError(Exception):
+    """Base of every error raised by pco-writer."""
+
+
+class ConfigError(PcoWriterError, ValueError):
+    """A setting or request value is not acceptable (a ValueError, so pydantic reports it)."""
+
+
+class DatasetExistsError(ConfigError):
+    """The dataset name is already present in the output file."""
+
+    def __init__(self, dataset_name: str, path: str) -> None:
+        super().__init__(
+            f"dataset name {dataset_name!r} already exists in {path}; choose another "
+            "(data, data_white and data_black are the usual names of one scan)"
+        )
+        self.dataset_name = dataset_name
+        self.path = path
+
+
+class ProtocolError(PcoWriterError):
+    """A stream message is not a valid Array-1.0 frame.
+
+    Attributes:
+        reason: a short machine-readable key, used to count rejections by kind.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class LayoutError(PcoWriterError):
+    """A layout file or one of its nodes is wrong."""
+
+
+class OutputError(PcoWriterError):
+    """The HDF5 output cannot be created or written."""
+
+
+class StateError(PcoWriterError):
+    """An operation does not fit the current state of the writer."""
+
+
+class ClientError(PcoWriterError):
+    """A server did not do what the client asked; the message carries the server's reason."""

@@ -1,0 +1,127 @@
+"""The HDF5 sink: routes frames to the file of their index, rolls over, flushes on a cadence."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from pco_writer.buffer import ReceivedFrame
+from pco_writer.errors import OutputError
+from pco_writer.h5._paths import OutputFiles
+from pco_writer.h5._tomcat import TomcatFile, check_output_file
+from pco_writer.sequence import FrameSequence
+
+__all__ = ["H5Sink"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class H5Sink:
+    """Writes an acquisition's frames into one or more TOMCAT files.
+
+    Args:
+        files: where each file goes.
+        dataset_name: the dataset name in every file.
+        sequence: the acquisition's frame bookkeeping (first id, gaps); read only.
+        flush_interval: seconds between flushes; bounds what a crash can lose.
+    """
+
+    files: OutputFiles
+    dataset_name: str
+    sequence: FrameSequence
+    flush_interval: float = 1.0
+    written_paths: list[str] = field(default_factory=list)
+    _current: TomcatFile | None = field(default=None, init=False)
+    _closed_numbers: set[int] = field(default_factory=set, init=False)
+    _last_flush: float = field(default_factory=time.monotonic, init=False)
+
+    def check(self) -> None:
+        """Refuse before receiving anything: a taken dataset name or an unwritable place."""
+        check_output_file(self.files.path(1), self.dataset_name)
+
+    def write(self, frames: Sequence[ReceivedFrame]) -> None:
+        """Write a batch of frames, in order, to the files they belong to."""
+        start = 0
+        for i in range(1, len(frames) + 1):
+            if i == len(frames) or self._number(frames[i]) != self._number(frames[start]):
+                self._write_run(frames[start:i])
+                start = i
+
+    def flush_if_due(self) -> None:
+        """Flush the open file when the flush interval has passed."""
+        now = time.monotonic()
+        if now - self._last_flush >= self.flush_interval:
+            self._last_flush = now
+            if self._current is not None:
+                with _os_errors():
+                    self._current.flush()
+
+    def close(self, end_reason: str) -> None:
+        """Close the open file, recording the end reason and its missing frame ids."""
+        if self._current is not None:
+            self._close_current(end_reason)
+
+    def _write_run(self, frames: Sequence[ReceivedFrame]) -> None:
+        number = self._number(frames[0])
+        if number in self._closed_numbers:
+            log.error("frames %s arrived after their file was closed", [f.index for f in frames])
+            return
+        if self._current is None or self._number_of(self._current) != number:
+            self._roll_to(number, frames[0])
+        assert self._current is not None
+        with _os_errors():
+            self._current.write(frames)
+
+    def _roll_to(self, number: int, first: ReceivedFrame) -> None:
+        if self._current is not None:
+            self._close_current("completed")
+        path = self.files.path(number)
+        if number > 1:
+            check_output_file(path, self.dataset_name)
+        first_index = self.files.first_index(number)
+        self._current = TomcatFile(path, self.dataset_name, first_index, self._share(first_index))
+        self.written_paths.append(str(path))
+
+    def _close_current(self, end_reason: str) -> None:
+        current = self._current
+        assert current is not None
+        self._current = None
+        self._closed_numbers.add(self._number_of(current))
+        with _os_errors():
+            current.close(end_reason, self._missing_ids(current))
+
+    def _missing_ids(self, f: TomcatFile) -> npt.NDArray[np.uint64]:
+        missing = self.sequence.missing_indices()
+        mine = missing[missing >= f.first_index]
+        if self.files.max_frames_per_file:
+            mine = mine[mine < f.first_index + self.files.max_frames_per_file]
+        return (mine + self.sequence.first_frame_id).astype(np.uint64)
+
+    def _share(self, first_index: int) -> int:
+        per_file, n_frames = self.files.max_frames_per_file, self.sequence.n_frames
+        if n_frames == 0:
+            return per_file
+        return min(per_file, n_frames - first_index) if per_file else n_frames
+
+    def _number(self, frame: ReceivedFrame) -> int:
+        return self.files.file_number(frame.index)
+
+    def _number_of(self, f: TomcatFile) -> int:
+        return self.files.file_number(f.first_index)
+
+
+@contextmanager
+def _os_errors() -> Iterator[None]:
+    """Turn h5py's OSError (disk full, file gone) into an OutputError that says so."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(f"writing the HDF5 file failed: {exc}; check the disk space and "
+                          "permissions of the output folder") from exc

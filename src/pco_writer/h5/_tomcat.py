@@ -1,0 +1,166 @@
+"""One HDF5 file of the TOMCAT Scientific Data Exchange layout, for one dataset name.
+
+```
+/exchange/<dataset_name>                      (n, y, x) frames, one chunk per frame
+    @image_nr_low, @image_nr_high             1-based numbers of its first and last frame
+/measurement/acquisition/<dataset_name>/      one entry per frame, same order
+    frame (uint64), shape (n x ndim), htype, tag, source, type, endianness (strings)
+    @end_reason, @n_frames_requested, @n_frames_written   (set when the file is closed)
+    missing_frame_ids                         (set when the file is closed)
+```
+
+Only the writer thread touches an open file. The file is created lazily, on its first frame,
+so that a run which receives nothing leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import numpy.typing as npt
+
+from pco_writer.buffer import ReceivedFrame
+from pco_writer.errors import DatasetExistsError, OutputError
+from pco_writer.h5._metadata import FrameMetadata
+from pco_writer.protocol import FrameHeader
+
+__all__ = ["TomcatFile", "check_output_file", "EXCHANGE", "ACQUISITION"]
+
+log = logging.getLogger(__name__)
+
+EXCHANGE = "exchange"
+ACQUISITION = "measurement/acquisition"
+# Readable by HDF5 1.8 and every reader of the field; no SWMR flags that would make a file
+# unreadable without h5clear after a crash (see docs/decisions/0002-crash-safety.md).
+_LIBVER = ("earliest", "v110")
+
+
+def check_output_file(path: Path, dataset_name: str) -> None:
+    """Refuse before anything is written: a taken dataset name, or a place we cannot write.
+
+    Raises:
+        DatasetExistsError: the file already has ``dataset_name``.
+        OutputError: the file or its folder cannot be written.
+    """
+    if path.is_dir():
+        raise OutputError(f"output file {path} is a folder; name a file, e.g. {path}/scan.h5")
+    if path.exists():
+        _check_existing(path, dataset_name)
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the folder of output file {path}: {exc}") from None
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write output file {path}: folder {path.parent} is not writable")
+
+
+def _check_existing(path: Path, dataset_name: str) -> None:
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise OutputError(f"cannot append to output file {path}: no permission to read and write it")
+    try:
+        with h5py.File(path, "r") as f:
+            taken = f"{EXCHANGE}/{dataset_name}" in f or f"{ACQUISITION}/{dataset_name}" in f
+    except OSError as exc:
+        raise OutputError(
+            f"output file {path} exists but is not a readable HDF5 file ({exc}); "
+            "choose another file name"
+        ) from None
+    if taken:
+        raise DatasetExistsError(dataset_name, str(path))
+
+
+@dataclass
+class TomcatFile:
+    """Writes the frames of one file; created on the first :meth:`write`.
+
+    Args:
+        path: the file; appended to when it exists.
+        dataset_name: the name under ``/exchange`` and ``/measurement/acquisition``.
+        first_index: the acquisition index of this file's first frame.
+        n_requested: frames this file is meant to hold (0: unknown, until stopped).
+    """
+
+    path: Path
+    dataset_name: str
+    first_index: int
+    n_requested: int = 0
+    n_written: int = 0
+    _file: h5py.File | None = field(default=None, init=False, repr=False)
+    _data: Any = field(default=None, init=False, repr=False)
+    _group: Any = field(default=None, init=False, repr=False)
+    _meta: FrameMetadata | None = field(default=None, init=False, repr=False)
+    _offset_tail: tuple[int, ...] = field(default=(), init=False, repr=False)
+
+    @property
+    def is_open(self) -> bool:
+        """True once the file was created and until it is closed."""
+        return self._file is not None
+
+    def write(self, frames: Sequence[ReceivedFrame]) -> None:
+        """Write the chunks of ``frames`` (all of this file) and keep their header values."""
+        if self._file is None:
+            self._open(frames[0].header)
+        assert self._meta is not None
+        extent = max(f.index for f in frames) - self.first_index + 1
+        if extent > self._data.shape[0]:
+            self._data.resize(extent, axis=0)
+        write_chunk = self._data.id.write_direct_chunk
+        tail = self._offset_tail
+        for f in frames:
+            local = f.index - self.first_index
+            write_chunk((local, *tail), f.data)
+            self._meta.record(local, f.header)
+        self.n_written += len(frames)
+
+    def flush(self) -> None:
+        """Make everything written so far readable after a crash."""
+        if self._file is None or self._meta is None:
+            return
+        self._meta.write(self._group)
+        self._data.attrs["image_nr_high"] = self.first_index + self._data.shape[0]
+        self._file.flush()
+
+    def close(self, end_reason: str, missing_frame_ids: npt.NDArray[np.uint64]) -> None:
+        """Record how the acquisition ended for this file and close it."""
+        if self._file is None:
+            return
+        try:
+            self.flush()
+            attrs = self._group.attrs
+            attrs["end_reason"] = end_reason
+            attrs["n_frames_requested"] = np.int64(self.n_requested)
+            attrs["n_frames_written"] = np.int64(self.n_written)
+            self._group.create_dataset("missing_frame_ids", data=missing_frame_ids, maxshape=(None,))
+        finally:
+            self._file.close()
+            self._file = None
+
+    def _open(self, first: FrameHeader) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = h5py.File(self.path, "a", libver=_LIBVER, rdcc_nbytes=0)
+        except OSError as exc:
+            raise OutputError(f"cannot open output file {self.path}: {exc}") from None
+        log.info("writing %s/%s to %s", EXCHANGE, self.dataset_name, self.path)
+        self._offset_tail = (0,) * len(first.shape)
+        self._data = self._file.create_dataset(
+            f"{EXCHANGE}/{self.dataset_name}",
+            shape=(0, *first.shape),
+            maxshape=(None, *first.shape),
+            chunks=(1, *first.shape),
+            dtype=first.dtype,
+        )
+        self._data.attrs["image_nr_low"] = np.int64(self.first_index + 1)
+        self._data.attrs["image_nr_high"] = np.int64(self.first_index)
+        self._group = self._file.create_group(f"{ACQUISITION}/{self.dataset_name}")
+        self._meta = FrameMetadata(len(first.shape))
+        self._meta.create(self._group)
+        self._file.flush()

@@ -1,0 +1,153 @@
+"""PSI Array-1.0: parsing and validating the JSON header of a stream message. Pure, no I/O.
+
+A message has two parts: a JSON object header, then the raw pixel bytes. Real pco.edge
+cameras spell the byte-order key ``endianess``; both spellings are accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pco_writer.errors import ProtocolError
+
+__all__ = ["ARRAY_1_0", "DTYPE_NAMES", "FrameHeader", "parse_header", "check_payload"]
+
+ARRAY_1_0 = "array-1.0"
+DTYPE_NAMES = (
+    "uint8", "uint16", "uint32", "uint64",
+    "int8", "int16", "int32", "int64",
+    "float16", "float32", "float64",
+)  # fmt: skip
+_BYTE_ORDER = {"little": "<", "big": ">"}
+# Encodings whose payload is the plain array: checked against prod(shape) x itemsize.
+RAW_ENCODINGS = frozenset({"", "raw", "none"})
+
+
+@dataclass(frozen=True, slots=True)
+class FrameHeader:
+    """The validated header of one Array-1.0 message."""
+
+    frame: int
+    shape: tuple[int, ...]
+    type: str
+    endianness: str
+    htype: str = ARRAY_1_0
+    source: str = ""
+    tag: str = ""
+    encoding: str = ""
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """The numpy dtype of the pixels, with the stream's byte order."""
+        return np.dtype(self.type).newbyteorder(_BYTE_ORDER[self.endianness])
+
+    @property
+    def nbytes(self) -> int:
+        """The size of an uncompressed payload in bytes."""
+        return math.prod(self.shape) * np.dtype(self.type).itemsize
+
+    @property
+    def is_raw(self) -> bool:
+        """True when the payload is the plain array (not compressed by the camera)."""
+        return self.encoding.lower() in RAW_ENCODINGS
+
+
+def parse_header(raw: bytes | bytearray | memoryview | str) -> FrameHeader:
+    """Parse and validate an Array-1.0 JSON header.
+
+    Raises:
+        ProtocolError: naming the field that is wrong; ``reason`` is its short key.
+    """
+    try:
+        obj = json.loads(bytes(raw) if isinstance(raw, memoryview) else raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError("header_not_json", f"header is not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError(
+            "header_not_object", f"header must be a JSON object, got {type(obj).__name__}"
+        )
+    return FrameHeader(
+        frame=_frame_id(obj),
+        shape=_shape(obj),
+        type=_dtype_name(obj),
+        endianness=_endianness(obj),
+        htype=_htype(obj),
+        source=_text(obj, "source"),
+        tag=_text(obj, "tag"),
+        encoding=_text(obj, "encoding"),
+    )
+
+
+def check_payload(header: FrameHeader, nbytes: int) -> None:
+    """Check that a raw payload holds exactly prod(shape) x itemsize bytes."""
+    if header.is_raw and nbytes != header.nbytes:
+        raise ProtocolError(
+            "payload_size",
+            f"frame {header.frame}: payload has {nbytes} bytes, but shape {list(header.shape)} "
+            f"of {header.type} needs {header.nbytes}",
+        )
+    if nbytes == 0:
+        raise ProtocolError("payload_size", f"frame {header.frame}: payload is empty")
+
+
+def _frame_id(obj: dict[str, Any]) -> int:
+    value = obj.get("frame")
+    if type(value) is not int or value < 0:
+        raise ProtocolError(
+            "frame", f"header field 'frame' must be an integer >= 0, got {value!r}"
+        )
+    return value
+
+
+def _shape(obj: dict[str, Any]) -> tuple[int, ...]:
+    value = obj.get("shape")
+    ok = (
+        isinstance(value, list)
+        and len(value) in (2, 3)
+        and all(type(n) is int and n > 0 for n in value)
+    )
+    if not ok:
+        raise ProtocolError(
+            "shape",
+            f"header field 'shape' must be a list of 2 or 3 positive integers, got {value!r}",
+        )
+    return tuple(value)  # type: ignore[arg-type]
+
+
+def _dtype_name(obj: dict[str, Any]) -> str:
+    value = obj.get("type")
+    if value not in DTYPE_NAMES:
+        raise ProtocolError(
+            "type", f"header field 'type' must be one of {', '.join(DTYPE_NAMES)}, got {value!r}"
+        )
+    return str(value)
+
+
+def _endianness(obj: dict[str, Any]) -> str:
+    value = obj.get("endianness", obj.get("endianess", "little"))
+    if value not in _BYTE_ORDER:
+        raise ProtocolError(
+            "endianness", f"header field 'endianness' must be 'little' or 'big', got {value!r}"
+        )
+    return str(value)
+
+
+def _htype(obj: dict[str, Any]) -> str:
+    value = obj.get("htype", ARRAY_1_0)
+    if not isinstance(value, str) or not value.startswith("array-1"):
+        raise ProtocolError("htype", f"header field 'htype' must be 'array-1.0', got {value!r}")
+    return value
+
+
+def _text(obj: dict[str, Any], key: str) -> str:
+    value = obj.get(key, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ProtocolError(key, f"header field {key!r} must be a string, got {value!r}")
+    return value

@@ -1,0 +1,44 @@
+"""The settings of one acquisition, validated at the edge."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from pco_writer.h5 import validate_dataset_name
+from pco_writer.sequence import DEFAULT_MAX_FRAME_GAP
+
+__all__ = ["WriterConfig", "DEFAULT_BUFFER_BYTES"]
+
+DEFAULT_BUFFER_BYTES = 1 << 30
+
+
+class WriterConfig(BaseModel):
+    """What to receive and where to write it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    connect: str = Field(pattern=r"^(tcp|ipc|inproc)://\S+$")
+    """The camera's PUSH address, e.g. ``tcp://127.0.0.1:8080``."""
+    output: str = Field(min_length=1)
+    """The output file; a printf template such as ``scan_%03d.h5`` with roll-over."""
+    dataset_name: str = "data"
+    """The name under ``/exchange`` (data, data_white, data_black...)."""
+    n_frames: int = Field(default=0, ge=0)
+    """Frames to write; 0 means until stopped."""
+    max_frames_per_file: int = Field(default=0, ge=0)
+    """Start a new file after this many frames; 0 means one file."""
+    buffer_bytes: int = Field(default=DEFAULT_BUFFER_BYTES, gt=0)
+    """Memory for frames waiting to be written; a full buffer slows the camera down."""
+    max_frame_gap: int = Field(default=DEFAULT_MAX_FRAME_GAP, gt=0)
+    """A frame id more than this beyond the highest seen is rejected as implausible."""
+    idle_timeout: float = Field(default=0.0, ge=0)
+    """Finish after this many seconds without a message; 0 means wait for ever."""
+    flush_interval: float = Field(default=1.0, gt=0, le=60)
+    """Seconds between flushes: what a crash can lose at most."""
+    user_id: int = -1
+    """The user id recorded in the statistics (the writer does not switch users)."""
+
+    @field_validator("dataset_name")
+    @classmethod
+    def _dataset_name(cls, value: str) -> str:
+        return validate_dataset_name(value)

@@ -1,0 +1,188 @@
+"""The writer: one acquisition, receiver thread -> frame buffer -> one HDF5 writer thread.
+
+Lifecycle (``status``)::
+
+    created --start()--> receiving --(n_frames reached | stop() | idle)--> writing
+    writing --(buffer drained, file closed)--> finished
+    any --(write failed)--> error          any --kill()--> finished (end_reason "killed")
+
+``finished`` is reported only after the file is closed and the statistics are final.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from pco_writer.buffer import FrameBuffer
+from pco_writer.errors import PcoWriterError, StateError
+from pco_writer.h5 import H5Sink, OutputFiles
+from pco_writer.receiver import Receiver, ReceiverSettings
+from pco_writer.sequence import FrameSequence
+from pco_writer.statistics import AcquisitionStats
+from pco_writer.writer._config import WriterConfig
+
+__all__ = ["Writer", "WriterStatus"]
+
+log = logging.getLogger(__name__)
+
+_BATCH = 64  # frames per HDF5 round: one resize, then direct chunk writes
+_GET_WAIT_S = 0.2
+
+
+class WriterStatus(enum.StrEnum):
+    """The states of a writer, spelled as pco_rclient expects them."""
+
+    CREATED = "initialized"
+    RECEIVING = "receiving"
+    WRITING = "writing"
+    WAITING_FOR_PARAMETERS = "waiting for parameters"
+    FINISHED = "finished"
+    ERROR = "error"
+
+
+class Writer:
+    """Receives one acquisition and writes it to HDF5.
+
+    Args:
+        config: what to receive and where to write it.
+        on_done: called on the writer thread once the file is closed (status final).
+    """
+
+    def __init__(
+        self, config: WriterConfig, on_done: Callable[[Writer], None] | None = None
+    ) -> None:
+        self.config = config
+        self.error = ""
+        self._status = WriterStatus.CREATED
+        self._killed = threading.Event()
+        self._done = threading.Event()
+        self._on_done = on_done
+        self.sequence = FrameSequence(config.n_frames, config.max_frame_gap)
+        self.buffer = FrameBuffer(config.buffer_bytes)
+        self.files = OutputFiles.from_output(
+            config.output, config.n_frames, config.max_frames_per_file
+        )
+        self.stats = AcquisitionStats(
+            n_frames=config.n_frames,
+            dataset_name=config.dataset_name,
+            output_file=str(self.files.path(1)),
+            user_id=config.user_id,
+        )
+        self.sink = H5Sink(self.files, config.dataset_name, self.sequence, config.flush_interval)
+        settings = ReceiverSettings(config.connect, idle_timeout=config.idle_timeout)
+        self.receiver = Receiver(settings, self.buffer, self.sequence, self.stats)
+        self._thread = threading.Thread(target=self._run, name="h5-writer")
+
+    @property
+    def status(self) -> WriterStatus:
+        """The current state."""
+        return self._status
+
+    @property
+    def done(self) -> bool:
+        """True once the acquisition is over and its file closed."""
+        return self._done.is_set()
+
+    def start(self) -> None:
+        """Check the output, connect to the camera and start receiving.
+
+        Raises:
+            ConfigError: the dataset name is taken or the output cannot be written;
+                nothing was written.
+        """
+        if self._status is not WriterStatus.CREATED:
+            raise StateError(f"cannot start: writer is already {self._status.value}")
+        self.sink.check()
+        self.receiver.start()
+        self._status = WriterStatus.RECEIVING
+        self._thread.start()
+        log.info(
+            "receiving from %s into %s (%s), n_frames=%d",
+            self.config.connect, self.files.template, self.config.dataset_name,
+            self.config.n_frames,
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        """Stop receiving; what is buffered is still written, then the file is closed."""
+        self.receiver.stop()
+
+    def kill(self) -> None:
+        """Stop now: drop what is not yet written and close the file cleanly."""
+        self._killed.set()
+        self.receiver.stop()
+        self.stats.n_dropped_frames += self.buffer.clear()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the acquisition is over; True when it is."""
+        return self._done.wait(timeout)
+
+    def statistics(self) -> dict[str, Any]:
+        """The statistics so far, with the status."""
+        snap = self.stats.snapshot()
+        snap["status"] = self._status.value
+        snap["error"] = self.error
+        snap["buffer_used_bytes"] = self.buffer.stats.used_bytes
+        snap["buffer_peak_bytes"] = self.buffer.stats.peak_bytes
+        return snap
+
+    def _run(self) -> None:
+        try:
+            self._write_loop()
+        except PcoWriterError as exc:
+            self._fail(str(exc))
+        except Exception as exc:  # noqa: BLE001 - any failure must reach the status
+            log.exception("writer thread failed")
+            self._fail(f"unexpected {type(exc).__name__}: {exc}")
+        self._finish()
+
+    def _write_loop(self) -> None:
+        while not self._killed.is_set():
+            batch = self.buffer.get_batch(_BATCH, _GET_WAIT_S)
+            if batch:
+                self.sink.write(batch)
+                self.stats.count_written(len(batch))
+                del batch  # release the zmq messages before waiting again
+            elif self.buffer.drained:
+                return
+            if self.buffer.closed and self._status is WriterStatus.RECEIVING:
+                self._status = WriterStatus.WRITING
+            self.sink.flush_if_due()
+
+    def _fail(self, message: str) -> None:
+        log.error("acquisition failed: %s", message)
+        self.error = message
+        self.receiver.stop()
+        self.stats.n_dropped_frames += self.buffer.clear()
+
+    def _finish(self) -> None:
+        self.receiver.join(5.0)
+        if self.receiver.error and not self.error:
+            self.error = self.receiver.error
+        reason = self._end_reason()
+        try:
+            self.sink.close(reason)
+        except PcoWriterError as exc:
+            self.error = self.error or str(exc)
+            reason = f"error: {self.error}"
+        self.stats.n_lost_frames = self.sequence.n_lost
+        self.stats.files = list(self.sink.written_paths)
+        self.stats.finish(reason)
+        self._status = WriterStatus.ERROR if self.error else WriterStatus.FINISHED
+        log.info("acquisition ended (%s): %s", reason, self.stats.snapshot())
+        self._done.set()
+        if self._on_done is not None:
+            self._on_done(self)
+
+    def _end_reason(self) -> str:
+        if self.error:
+            return f"error: {self.error}"
+        if self._killed.is_set():
+            return "killed"
+        cause = self.receiver.end_cause
+        if cause == "idle_timeout":
+            return f"stopped: no frame for {self.config.idle_timeout:g} s (idle timeout)"
+        return "completed" if cause == "completed" else "stopped"
