@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pco_writer.buffer import FrameBuffer
-from pco_writer.errors import PcoWriterError, StateError
+from pco_writer.errors import ConfigError, PcoWriterError, StateError
 from pco_writer.h5 import H5Sink, OutputFiles
 from pco_writer.receiver import Receiver, ReceiverSettings
 from pco_writer.sequence import FrameSequence
@@ -58,9 +58,10 @@ class Writer:
         self.config = config
         self.error = ""
         self._status = WriterStatus.CREATED
+        self._parameters: dict[str, Any] = {}
         self._killed = threading.Event()
         self._done = threading.Event()
-        self._on_done = on_done
+        self._done_callbacks: list[Callable[[Writer], None]] = [on_done] if on_done else []
         self.sequence = FrameSequence(config.n_frames, config.max_frame_gap)
         self.buffer = FrameBuffer(config.buffer_bytes)
         self.files = OutputFiles.from_output(
@@ -120,6 +121,36 @@ class Writer:
         """Wait until the acquisition is over; True when it is."""
         return self._done.wait(timeout)
 
+    def add_done_callback(self, callback: Callable[[Writer], None]) -> None:
+        """Call ``callback(writer)`` on the writer thread once the file is closed.
+
+        Callbacks run before :meth:`wait` returns, so a report sent from one is out before
+        the process can exit.
+        """
+        self._done_callbacks.append(callback)
+
+    def parameters(self) -> dict[str, Any]:
+        """The values of the layout's parameters (the ``tomcat`` layout has none)."""
+        return dict(self._parameters)
+
+    def set_parameters(self, values: dict[str, Any]) -> None:
+        """Set layout parameters.
+
+        Raises:
+            ConfigError: a name the layout does not have, or a value of the wrong type.
+        """
+        unknown = sorted(set(values) - set(self.parameter_types()))
+        if unknown:
+            raise ConfigError(
+                f"unknown parameter(s) {', '.join(unknown)}; this layout takes "
+                f"{', '.join(self.parameter_types()) or 'no parameters'}"
+            )
+        self._parameters.update(values)
+
+    def parameter_types(self) -> dict[str, str]:
+        """The layout's parameters and their NeXus types (NX_CHAR, NX_FLOAT...)."""
+        return {}
+
     def statistics(self) -> dict[str, Any]:
         """The statistics so far, with the status."""
         snap = self.stats.snapshot()
@@ -173,9 +204,12 @@ class Writer:
         self.stats.finish(reason)
         self._status = WriterStatus.ERROR if self.error else WriterStatus.FINISHED
         log.info("acquisition ended (%s): %s", reason, self.stats.snapshot())
+        for callback in self._done_callbacks:
+            try:
+                callback(self)
+            except Exception:  # noqa: BLE001 - a reporting failure must not hide the end
+                log.exception("done callback %r failed", callback)
         self._done.set()
-        if self._on_done is not None:
-            self._on_done(self)
 
     def _end_reason(self) -> str:
         if self.error:
