@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 
@@ -23,9 +24,12 @@ DTYPE_NAMES = (
     "int8", "int16", "int32", "int64",
     "float16", "float32", "float64",
 )  # fmt: skip
-_BYTE_ORDER = {"little": "<", "big": ">"}
+_BYTE_ORDER: dict[str, Literal["<", ">"]] = {"little": "<", "big": ">"}
 # Encodings whose payload is the plain array: checked against prod(shape) x itemsize.
 RAW_ENCODINGS = frozenset({"", "raw", "none"})
+_KNOWN_KEYS = frozenset(
+    {"frame", "shape", "type", "endianness", "endianess", "htype", "source", "tag", "encoding"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +44,8 @@ class FrameHeader:
     source: str = ""
     tag: str = ""
     encoding: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    """Every other header field (e.g. an angle or timestamp), for layouts that record them."""
 
     @property
     def dtype(self) -> np.dtype[Any]:
@@ -80,6 +86,7 @@ def parse_header(raw: bytes | bytearray | memoryview | str) -> FrameHeader:
         source=_text(obj, "source"),
         tag=_text(obj, "tag"),
         encoding=_text(obj, "encoding"),
+        extra={k: v for k, v in obj.items() if k not in _KNOWN_KEYS},
     )
 
 
@@ -98,9 +105,7 @@ def check_payload(header: FrameHeader, nbytes: int) -> None:
 def _frame_id(obj: dict[str, Any]) -> int:
     value = obj.get("frame")
     if type(value) is not int or value < 0:
-        raise ProtocolError(
-            "frame", f"header field 'frame' must be an integer >= 0, got {value!r}"
-        )
+        raise ProtocolError("frame", f"header field 'frame' must be an integer >= 0, got {value!r}")
     return value
 
 

@@ -91,7 +91,7 @@ class CameraSimulator:
         self._sock.setsockopt(zmq.SNDHWM, self.sndhwm)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.bind(self.address)
-        return str(self._sock.getsockopt(zmq.LAST_ENDPOINT).decode())
+        return str(self._sock.getsockopt_string(zmq.LAST_ENDPOINT))
 
     def run(self) -> int:
         """Send the frames (binding first if needed); returns how many were sent."""

@@ -13,8 +13,8 @@ import numpy.typing as npt
 
 from pco_writer.buffer import ReceivedFrame
 from pco_writer.errors import OutputError
+from pco_writer.h5._file import FileLayout, FrameFile, TomcatLayout
 from pco_writer.h5._paths import OutputFiles
-from pco_writer.h5._tomcat import TomcatFile, check_output_file
 from pco_writer.sequence import FrameSequence
 
 __all__ = ["H5Sink"]
@@ -31,20 +31,22 @@ class H5Sink:
         dataset_name: the dataset name in every file.
         sequence: the acquisition's frame bookkeeping (first id, gaps); read only.
         flush_interval: seconds between flushes; bounds what a crash can lose.
+        layout: makes each file (default: the TOMCAT Data Exchange layout).
     """
 
     files: OutputFiles
     dataset_name: str
     sequence: FrameSequence
     flush_interval: float = 1.0
+    layout: FileLayout = field(default_factory=TomcatLayout)
     written_paths: list[str] = field(default_factory=list)
-    _current: TomcatFile | None = field(default=None, init=False)
+    _current: FrameFile | None = field(default=None, init=False)
     _closed_numbers: set[int] = field(default_factory=set, init=False)
     _last_flush: float = field(default_factory=time.monotonic, init=False)
 
     def check(self) -> None:
         """Refuse before receiving anything: a taken dataset name or an unwritable place."""
-        check_output_file(self.files.path(1), self.dataset_name)
+        self.layout.check(self.files.path(1), self.dataset_name)
 
     def write(self, frames: Sequence[ReceivedFrame]) -> None:
         """Write a batch of frames, in order, to the files they belong to."""
@@ -84,9 +86,10 @@ class H5Sink:
             self._close_current("completed")
         path = self.files.path(number)
         if number > 1:
-            check_output_file(path, self.dataset_name)
+            self.layout.check(path, self.dataset_name)
         first_index = self.files.first_index(number)
-        self._current = TomcatFile(path, self.dataset_name, first_index, self._share(first_index))
+        share = self._share(first_index)
+        self._current = self.layout.open(path, self.dataset_name, first_index, share)
         self.written_paths.append(str(path))
 
     def _close_current(self, end_reason: str) -> None:
@@ -97,7 +100,7 @@ class H5Sink:
         with _os_errors():
             current.close(end_reason, self._missing_ids(current))
 
-    def _missing_ids(self, f: TomcatFile) -> npt.NDArray[np.uint64]:
+    def _missing_ids(self, f: FrameFile) -> npt.NDArray[np.uint64]:
         missing = self.sequence.missing_indices()
         mine = missing[missing >= f.first_index]
         if self.files.max_frames_per_file:
@@ -113,7 +116,7 @@ class H5Sink:
     def _number(self, frame: ReceivedFrame) -> int:
         return self.files.file_number(frame.index)
 
-    def _number_of(self, f: TomcatFile) -> int:
+    def _number_of(self, f: FrameFile) -> int:
         return self.files.file_number(f.first_index)
 
 
@@ -123,5 +126,7 @@ def _os_errors() -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise OutputError(f"writing the HDF5 file failed: {exc}; check the disk space and "
-                          "permissions of the output folder") from exc
+        raise OutputError(
+            f"writing the HDF5 file failed: {exc}; check the disk space and "
+            "permissions of the output folder"
+        ) from exc

@@ -64,7 +64,7 @@ def check_output_file(path: Path, dataset_name: str) -> None:
 
 def _check_existing(path: Path, dataset_name: str) -> None:
     if not os.access(path, os.R_OK | os.W_OK):
-        raise OutputError(f"cannot append to output file {path}: no permission to read and write it")
+        raise OutputError(f"cannot append to output file {path}: no permission to read and write")
     try:
         with h5py.File(path, "r") as f:
             taken = f"{EXCHANGE}/{dataset_name}" in f or f"{ACQUISITION}/{dataset_name}" in f
@@ -138,7 +138,7 @@ class TomcatFile:
             attrs["end_reason"] = end_reason
             attrs["n_frames_requested"] = np.int64(self.n_requested)
             attrs["n_frames_written"] = np.int64(self.n_written)
-            self._group.create_dataset("missing_frame_ids", data=missing_frame_ids, maxshape=(None,))
+            self._group.create_dataset("missing_frame_ids", data=missing_frame_ids)
         finally:
             self._file.close()
             self._file = None

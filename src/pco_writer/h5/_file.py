@@ -1,0 +1,81 @@
+"""The seam between the sink and a file layout: what one output file must do."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from pco_writer.buffer import ReceivedFrame
+
+__all__ = ["FrameFile", "FileLayout"]
+
+
+class FrameFile(Protocol):
+    """One output file of an acquisition, owned by the writer thread.
+
+    Attributes:
+        path: the file.
+        first_index: the acquisition index of the file's first frame.
+        n_written: frames written to it so far.
+    """
+
+    path: Path
+    first_index: int
+    n_written: int
+
+    @property
+    def is_open(self) -> bool:
+        """True once the file was created and until it is closed."""
+        ...
+
+    def write(self, frames: Sequence[ReceivedFrame]) -> None:
+        """Write a batch of frames that all belong to this file (created on first call)."""
+        ...
+
+    def flush(self) -> None:
+        """Make what was written readable after a crash."""
+        ...
+
+    def close(self, end_reason: str, missing_frame_ids: npt.NDArray[np.uint64]) -> None:
+        """Record how the acquisition ended in this file, then close it."""
+        ...
+
+
+class FileLayout(Protocol):
+    """Makes the files of one acquisition in a given layout (tomcat, nxtomo, a user file)."""
+
+    name: str
+
+    def check(self, path: Path, dataset_name: str) -> None:
+        """Refuse before anything is written (taken dataset name, unwritable place).
+
+        Raises:
+            DatasetExistsError, OutputError, LayoutError.
+        """
+        ...
+
+    def open(self, path: Path, dataset_name: str, first_index: int, n_requested: int) -> FrameFile:
+        """A file object for ``path``; the HDF5 file itself is created on the first write."""
+        ...
+
+
+class TomcatLayout:
+    """The built-in TOMCAT Scientific Data Exchange layout, written by :class:`TomcatFile`."""
+
+    name = "tomcat"
+
+    def check(self, path: Path, dataset_name: str) -> None:  # noqa: D102
+        from pco_writer.h5._tomcat import check_output_file
+
+        check_output_file(path, dataset_name)
+
+    def open(  # noqa: D102
+        self, path: Path, dataset_name: str, first_index: int, n_requested: int
+    ) -> FrameFile:
+        from pco_writer.h5._tomcat import TomcatFile
+
+        return TomcatFile(path, dataset_name, first_index, n_requested)
