@@ -1,0 +1,128 @@
+"""The control server's REST API: the routes pco_rclient calls, plus a few of our own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from starlette.concurrency import run_in_threadpool
+
+from pco_writer import __version__
+from pco_writer.api import BodyLimit, install_error_handlers, read_json
+from pco_writer.control._config import CameraConfig
+from pco_writer.control._controller import Controller
+
+__all__ = ["build_app"]
+
+
+def build_app(controller: Controller, camera: CameraConfig | None = None) -> FastAPI:
+    """The control API, for one camera or (``camera=None``) for whatever the client sends.
+
+    Args:
+        controller: spawns and tracks the writers.
+        camera: the camera this API serves; its ports and data root bound the requests.
+    """
+    title = f"pco-writer control server ({camera.name})" if camera else "pco-writer control server"
+    app = FastAPI(title=title, version=__version__)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit)
+    ports = [camera.writer_port] if camera else None
+    _add_acquisition_routes(app, controller, camera)
+    _add_report_routes(app, controller, ports)
+    _add_service_routes(app, controller, ports)
+    return app
+
+
+def _add_acquisition_routes(
+    app: FastAPI, controller: Controller, camera: CameraConfig | None
+) -> None:
+    @app.post("/start_pco_writer")
+    async def start_pco_writer(request: Request) -> dict[str, Any]:
+        """Start a writer; the body is JSON (any Content-Type, values may be strings)."""
+        body = await read_json(request)
+        return await run_in_threadpool(controller.start, body, camera)
+
+    @app.get("/status/{port}")
+    def status_of(port: int) -> dict[str, Any]:
+        """The status of the writer on ``port``, or its last run's statistics."""
+        return controller.status(port)
+
+    @app.get("/status")
+    def status() -> dict[str, Any]:
+        """The status of this camera's writer (or of the latest one)."""
+        port = camera.writer_port if camera else _latest_port(controller)
+        return controller.status(port) if port else {"success": True, "status": "unknown"}
+
+    @app.get("/stop/{port}")
+    def stop(port: int) -> dict[str, Any]:
+        """Stop the writer on ``port``: it writes what it has received, then finishes."""
+        return controller.stop_writer(port)
+
+    @app.get("/kill/{port}")
+    def kill(port: int) -> dict[str, Any]:
+        """Stop the writer on ``port`` now, dropping what it has not written."""
+        return controller.kill_writer(port)
+
+    @app.get("/writers")
+    def writers() -> dict[str, Any]:
+        """Every known writer run, one per writer port."""
+        return {"success": True, "writers": controller.runs()}
+
+
+def _add_report_routes(app: FastAPI, controller: Controller, ports: list[int] | None) -> None:
+    @app.get("/finished")
+    def finished() -> dict[str, Any]:
+        """The last run's statistics; ``success: false`` before any run."""
+        return controller.last_statistics(ports)
+
+    @app.get("/finished/{port}")
+    def finished_of(port: int) -> dict[str, Any]:
+        """The last run's statistics of the writer on ``port``."""
+        return controller.last_statistics([port])
+
+    @app.get("/error")
+    def error() -> dict[str, Any]:
+        """The last run's error; ``success: false, error: null`` when there is none."""
+        return controller.last_error(ports)
+
+    @app.get("/error/{port}")
+    def error_of(port: int) -> dict[str, Any]:
+        """The last run's error of the writer on ``port``."""
+        return controller.last_error([port])
+
+    @app.post("/finished")
+    @app.post("/writers/{port}/finished")
+    async def report_finished(request: Request, port: int | None = None) -> dict[str, Any]:
+        """A writer reports its last-run statistics."""
+        controller.record_finished(port, await read_json(request))
+        return {"success": True}
+
+    @app.post("/error")
+    @app.post("/writers/{port}/error")
+    async def report_error(request: Request, port: int | None = None) -> dict[str, Any]:
+        """A writer reports a failure: ``{"error": MSG, ...}``."""
+        controller.record_error(port, await read_json(request))
+        return {"success": True}
+
+
+def _add_service_routes(app: FastAPI, controller: Controller, ports: list[int] | None) -> None:
+    @app.get("/ack")
+    def ack() -> dict[str, Any]:
+        """The server is up."""
+        return {"success": True}
+
+    @app.get("/server_log/{service}")
+    def server_log(service: str) -> dict[str, Any]:
+        """The server's recent log lines (``service`` is accepted for pco_rclient, unused)."""
+        return {"success": True, "service": service, "log": controller.logs.text()}
+
+    @app.get("/server_uptime/{service}")
+    async def server_uptime(request: Request, service: str) -> dict[str, Any]:
+        """How long the server has been up (pco_rclient sends a form body: drained)."""
+        await request.body()
+        return {"success": True, "service": service, "uptime": controller.uptime.text()}
+
+
+def _latest_port(controller: Controller) -> int | None:
+    runs = controller.runs()
+    return max(runs, key=lambda r: r["started_at"])["port"] if runs else None

@@ -1,0 +1,288 @@
+"""The controller: starts one writer process per acquisition and tracks it, per camera.
+
+A run is named by its writer's REST port, as pco_rclient names it (``/status/<port>``).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pco_writer.api._serving import bind_socket
+from pco_writer.control._config import CameraConfig
+from pco_writer.control._logs import LogBuffer, Uptime
+from pco_writer.control._request import StartRequest, parse_start_request, resolve_output
+from pco_writer.control._run import EXIT_USAGE, WriterRun, writer_command
+from pco_writer.errors import ConfigError, StateError
+
+__all__ = ["Controller", "WriterStartError"]
+
+log = logging.getLogger(__name__)
+
+_POLL_S = 0.05
+_WRITER_TIMEOUT = httpx.Timeout(1.0, connect=0.5)
+
+
+class WriterStartError(ConfigError):
+    """The writer process exited, or never answered, while starting."""
+
+
+class Controller:
+    """Spawns and tracks writer processes.
+
+    Args:
+        data_root: outputs must lie below it (a camera's own ``data_root`` wins).
+        writer_host: the address the writers' REST APIs listen on.
+        python: the interpreter that runs ``pco_writer.cli write``.
+        start_timeout: seconds a writer has to answer on its REST port.
+    """
+
+    def __init__(
+        self,
+        data_root: Path,
+        writer_host: str = "127.0.0.1",
+        python: str = sys.executable,
+        start_timeout: float = 20.0,
+    ) -> None:
+        self.data_root = data_root
+        self.writer_host = writer_host
+        self.python = python
+        self.start_timeout = start_timeout
+        self.control_url = ""
+        """The URL writers report to; set once the server listens."""
+        self.uptime = Uptime()
+        self.logs = LogBuffer()
+        self._runs: dict[int, WriterRun] = {}
+        self._lock = threading.Lock()
+        self._http = httpx.Client(timeout=_WRITER_TIMEOUT)
+        control_log = logging.getLogger("pco_writer.control")
+        control_log.addHandler(self.logs)
+        if control_log.getEffectiveLevel() > logging.INFO:
+            control_log.setLevel(logging.INFO)
+
+    # --- starting ---------------------------------------------------------------------------
+
+    def start(self, body: dict[str, Any], camera: CameraConfig | None = None) -> dict[str, Any]:
+        """Start a writer for a request body (values may be strings, as pco_rclient sends).
+
+        Raises:
+            ConfigError: a bad value or an output outside the data root; nothing spawned.
+            StateError: a writer for this camera or port is still running.
+            WriterStartError: the writer exited while starting; its message says why.
+        """
+        request = parse_start_request(body)
+        port, data_root = self._placement(request, camera)
+        output = resolve_output(request.output_file, data_root)
+        run = self._spawn(request, output, port)
+        self._await_ready(run)
+        return {
+            "success": True,
+            "status": self._writer_status(run),
+            "pid": run.pid,
+            "writer_api_address": self._writer_url(port),
+            "output_file": str(output),
+        }
+
+    def _placement(self, request: StartRequest, camera: CameraConfig | None) -> tuple[int, Path]:
+        if camera is None:
+            if request.writer_port is None:
+                raise ConfigError("bad start request: writer_rest_port is missing; send it")
+            return request.writer_port, self.data_root
+        if request.connection_address != camera.connection_address:
+            raise ConfigError(
+                f"connection_address {request.connection_address!r} is not camera "
+                f"{camera.name!r}'s ({camera.connection_address}); fix the client's configuration"
+            )
+        if request.writer_port not in (None, camera.writer_port):
+            raise ConfigError(
+                f"writer_rest_port {request.writer_port} is not camera {camera.name!r}'s "
+                f"({camera.writer_port}); fix the client's writer_api_address"
+            )
+        return camera.writer_port, camera.data_root
+
+    def _spawn(self, request: StartRequest, output: Path, port: int) -> WriterRun:
+        with self._lock:
+            for run in self._runs.values():
+                if run.alive and (run.port == port or self._same_camera(run, request)):
+                    raise StateError(
+                        f"cannot start: a writer for {run.request.connection_address} is still "
+                        f"running (pid {run.pid}, port {run.port}); stop or kill it first"
+                    )
+            self._check_port_free(port)
+            argv = writer_command(
+                self.python, request, output, port, self.writer_host,
+                f"{self.control_url}/writers/{port}",
+            )  # fmt: skip
+            run = WriterRun(port, request, output, argv)
+            self._runs[port] = run
+            return run
+
+    @staticmethod
+    def _same_camera(run: WriterRun, request: StartRequest) -> bool:
+        return run.request.connection_address == request.connection_address
+
+    def _check_port_free(self, port: int) -> None:
+        try:
+            bind_socket(self.writer_host, port).close()
+        except OSError as exc:
+            raise ConfigError(
+                f"writer port {port} on {self.writer_host} is not free ({exc.strerror}); "
+                "another program uses it, choose another writer_rest_port"
+            ) from None
+
+    def _await_ready(self, run: WriterRun) -> None:
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if run.wait(_POLL_S):
+                break
+            if self._writer_status(run, default="") != "":
+                run.ready = True
+                return
+        if run.alive:
+            run.terminate(2.0)
+            run.record_error(f"the writer did not answer within {self.start_timeout:g} s")
+        message = run.error["error"] if run.error else f"the writer exited (code {run.exit_code})"
+        log.error("writer on port %d failed to start: %s", run.port, message)
+        if run.exit_code == EXIT_USAGE:
+            raise WriterStartError(message)
+        raise WriterStartError(f"the writer failed to start: {message}")
+
+    # --- status -----------------------------------------------------------------------------
+
+    def status(self, port: int) -> dict[str, Any]:
+        """``/status/<port>``: the running writer's status, or the last run's statistics.
+
+        ``finished`` is reported only once the last-run statistics are stored (or the process
+        has exited): until then a writer that says it is done reads as ``writing``.
+        """
+        run = self._runs.get(port)
+        if run is None:
+            return {"success": True, "status": "unknown"}
+        if run.statistics is not None:
+            return {**run.statistics, "success": True}
+        if not run.alive:
+            return {"success": True, "status": "error", **(run.error or {"error": "unknown"})}
+        status = self._writer_status(run, default="writing" if run.ready else "initialized")
+        if status in ("finished", "error"):
+            status = "writing"  # the file is closed, but the report is not stored yet
+        return {"success": True, "status": status}
+
+    def last_statistics(self, ports: list[int] | None = None) -> dict[str, Any]:
+        """``GET /finished``: the latest run's statistics, once it has them."""
+        run = self._latest(ports)
+        if run is None or run.statistics is None:
+            return {"success": False, "status": "unknown"}
+        return {**run.statistics, "success": True}
+
+    def last_error(self, ports: list[int] | None = None) -> dict[str, Any]:
+        """``GET /error``: the latest run's error; cleared when a new run starts."""
+        run = self._latest(ports)
+        if run is None or run.error is None:
+            return {"success": False, "error": None}
+        return {"success": True, "status": "error", **run.error}
+
+    def runs(self) -> list[dict[str, Any]]:
+        """A summary of the known runs, one per writer port."""
+        return [
+            {
+                "port": run.port,
+                "pid": run.pid,
+                "alive": run.alive,
+                "exit_code": run.exit_code,
+                "connection_address": run.request.connection_address,
+                "output_file": str(run.output),
+                "dataset_name": run.request.dataset_name,
+                "started_at": run.started_at,
+                "writer_api_address": self._writer_url(run.port),
+            }
+            for run in sorted(self._runs.values(), key=lambda r: r.port)
+        ]
+
+    def _latest(self, ports: list[int] | None) -> WriterRun | None:
+        runs = [r for p, r in self._runs.items() if ports is None or p in ports]
+        return max(runs, key=lambda r: r.started_monotonic, default=None)
+
+    def _writer_status(self, run: WriterRun, default: str = "unknown") -> str:
+        try:
+            answer = self._http.get(f"{self._writer_url(run.port)}/status").json()
+        except (httpx.HTTPError, ValueError):
+            return default
+        return str(answer.get("status", default)) if isinstance(answer, dict) else default
+
+    def _writer_url(self, port: int) -> str:
+        host = "127.0.0.1" if self.writer_host in ("0.0.0.0", "") else self.writer_host
+        return f"http://{host}:{port}"
+
+    # --- reports from writers -------------------------------------------------------------
+
+    def record_finished(self, port: int | None, body: dict[str, Any]) -> None:
+        """A writer's ``POST /finished``: store its last-run statistics."""
+        run = self._reporting_run(port, body)
+        run.record_finished(body)
+        log.info("writer port=%d finished: %s", run.port, _summary(body))
+
+    def record_error(self, port: int | None, body: dict[str, Any]) -> None:
+        """A writer's ``POST /error``: store its failure."""
+        run = self._reporting_run(port, body)
+        message = str(body.get("error") or "the writer reported an error without a message")
+        run.record_error(message, str(body.get("error_time") or ""))
+        log.error("writer port=%d reported: %s", run.port, message)
+
+    def _reporting_run(self, port: int | None, body: dict[str, Any]) -> WriterRun:
+        if port is not None:
+            run = self._runs.get(port)
+        else:  # a writer that does not say its port: match by output, else the latest
+            output = str(body.get("output_file", ""))
+            matches = [r for r in self._runs.values() if output and str(r.output) == output]
+            run = matches[0] if matches else self._latest(None)
+        if run is None:
+            raise ConfigError(f"no writer run is known for port {port}; nothing to record")
+        return run
+
+    # --- control of running writers -------------------------------------------------------
+
+    def stop_writer(self, port: int) -> dict[str, Any]:
+        """Ask the writer on ``port`` to stop (its ``/stop``; SIGTERM if it does not answer)."""
+        return self._command(port, "stop", signal.SIGTERM)
+
+    def kill_writer(self, port: int) -> dict[str, Any]:
+        """Ask the writer on ``port`` to stop now (its ``/kill``; SIGTERM twice otherwise)."""
+        return self._command(port, "kill", signal.SIGTERM, twice=True)
+
+    def _command(
+        self, port: int, route: str, fallback: signal.Signals, twice: bool = False
+    ) -> dict[str, Any]:
+        run = self._runs.get(port)
+        if run is None or not run.alive:
+            raise StateError(f"cannot {route}: no writer is running on port {port}")
+        try:
+            answer = self._http.get(f"{self._writer_url(port)}/{route}").json()
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("writer port=%d did not answer /%s (%s); signalling it", port, route, exc)
+            run.signal(fallback)
+            if twice:
+                time.sleep(0.2)
+                run.signal(fallback)
+            return {"success": True, "status": "killed" if twice else "stopping"}
+        return dict(answer) if isinstance(answer, dict) else {"success": True}
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop every writer (they write what they have), then release the HTTP client."""
+        for run in list(self._runs.values()):
+            if run.alive:
+                log.info("stopping writer pid=%d port=%d", run.pid, run.port)
+                run.terminate(timeout)
+        self._http.close()
+        logging.getLogger("pco_writer.control").removeHandler(self.logs)
+
+
+def _summary(stats: dict[str, Any]) -> str:
+    keys = ("status", "n_written_frames", "n_frames", "n_lost_frames", "output_file")
+    return " ".join(f"{k}={stats.get(k)}" for k in keys)

@@ -1,0 +1,68 @@
+"""The control server's log: plain ``key=value`` lines on stdout, the recent ones kept."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections import deque
+from datetime import datetime, timedelta
+
+__all__ = ["LogBuffer", "PlainFormatter", "Uptime", "setup_logging"]
+
+
+class PlainFormatter(logging.Formatter):
+    """``time=... level=INFO logger=pco_writer.control msg="..."``, one line per record."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format one record."""
+        when = (
+            datetime.fromtimestamp(record.created).astimezone().isoformat(timespec="milliseconds")
+        )
+        message = record.getMessage().replace("\\", "\\\\").replace('"', '\\"')
+        line = f'time={when} level={record.levelname} logger={record.name} msg="{message}"'
+        if record.exc_info:
+            line += f' exc="{self.formatException(record.exc_info).splitlines()[-1]}"'
+        return line
+
+
+class LogBuffer(logging.Handler):
+    """Keeps the last ``capacity`` formatted lines for ``/server_log``."""
+
+    def __init__(self, capacity: int = 200) -> None:
+        super().__init__()
+        self.lines: deque[str] = deque(maxlen=capacity)
+        self.setFormatter(PlainFormatter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep one record."""
+        self.lines.append(self.format(record))
+
+    def text(self, n: int = 50) -> str:
+        """The last ``n`` lines."""
+        return "\n".join(list(self.lines)[-n:])
+
+
+class Uptime:
+    """Since when the server runs, as text: ``up 0:12:03 since 2024-05-01T10:00:00+02:00``."""
+
+    def __init__(self) -> None:
+        self._t0 = time.monotonic()
+        self._since = datetime.now().astimezone().isoformat(timespec="seconds")
+
+    def text(self) -> str:
+        """The uptime."""
+        up = timedelta(seconds=int(time.monotonic() - self._t0))
+        return f"up {up} since {self._since}"
+
+
+def setup_logging(buffer: LogBuffer, verbose: bool = False) -> None:
+    """Log to stdout in the plain form, and into ``buffer``."""
+    stream = logging.StreamHandler(sys.stdout)
+    stream.setFormatter(PlainFormatter())
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(stream)
+    root.addHandler(buffer)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)

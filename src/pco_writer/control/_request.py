@@ -1,0 +1,87 @@
+"""A start request as pco_rclient sends it (every value a string), checked before any spawn."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pco_writer.api._errors import describe_validation
+from pco_writer.errors import ConfigError
+from pco_writer.h5 import validate_dataset_name
+
+__all__ = ["StartRequest", "parse_start_request", "resolve_output"]
+
+_TCP = r"^tcp://[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$"
+
+
+class StartRequest(BaseModel):
+    """The settings of one acquisition, from ``POST /start_pco_writer``.
+
+    Extra keys that pco_rclient sends (``rest_api_port``, ``n_modules``,
+    ``statistics_monitor_address``...) are accepted and ignored.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    connection_address: str = Field(pattern=_TCP)
+    """Where the camera binds PUSH."""
+    output_file: str = Field(min_length=1, max_length=4096)
+    """The output path (a printf template with roll-over); relative paths are below the root."""
+    n_frames: int = Field(ge=0)
+    """Frames to write; 0 means until stopped."""
+    dataset_name: str = Field(min_length=1, max_length=128)
+    """data, data_white, data_black..."""
+    max_frames_per_file: int = Field(default=0, ge=0)
+    """Frames per file before rolling over; 0 for one file."""
+    user_id: int = Field(default=-1, ge=-1)
+    """Recorded in the statistics; the writer never switches users on a request."""
+    writer_rest_port: int | None = Field(default=None, ge=1, le=65535)
+    """The writer's REST port (pco_rclient 0.4)."""
+    rest_api_port: int | None = Field(default=None, ge=1, le=65535)
+    """Older clients name the writer's REST port so."""
+
+    @field_validator("dataset_name")
+    @classmethod
+    def _dataset_name(cls, value: str) -> str:
+        return validate_dataset_name(value)
+
+    @property
+    def writer_port(self) -> int | None:
+        """The writer's REST port, whichever key carried it."""
+        return self.writer_rest_port or self.rest_api_port
+
+
+def parse_start_request(body: dict[str, Any]) -> StartRequest:
+    """Validate a request body.
+
+    Raises:
+        ConfigError: naming each wrong field and its value.
+    """
+    try:
+        return StartRequest.model_validate(body)
+    except ValidationError as exc:
+        raise ConfigError(f"bad start request: {describe_validation(exc)}") from None
+
+
+def resolve_output(output_file: str, data_root: Path) -> Path:
+    """The output path made absolute, with symlinks and ``..`` resolved, checked below the root.
+
+    Raises:
+        ConfigError: the path is outside the data root, or its directory does not exist.
+    """
+    root = data_root.expanduser().resolve()
+    path = Path(os.path.expanduser(output_file))
+    resolved = (root / path).resolve() if not path.is_absolute() else path.resolve()
+    if not resolved.is_relative_to(root):
+        raise ConfigError(
+            f"output_file {output_file!r} is outside the data root '{root}'; choose a path below it"
+        )
+    if not resolved.parent.is_dir():
+        raise ConfigError(
+            f"output_file {output_file!r}: the directory '{resolved.parent}' does not exist; "
+            "create it first"
+        )
+    return resolved

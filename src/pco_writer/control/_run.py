@@ -1,0 +1,176 @@
+"""One writer child process: spawned, watched, reaped, and what it reported."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from pco_writer.control._request import StartRequest
+from pco_writer.statistics import iso_now
+
+__all__ = ["WriterRun", "writer_command"]
+
+log = logging.getLogger(__name__)
+
+_TAIL_LINES = 40
+EXIT_USAGE = 2  # the writer's exit code for a bad setting (nothing written)
+
+
+def writer_command(
+    python: str, request: StartRequest, output: Path, port: int, host: str, control_url: str
+) -> list[str]:
+    """The ``pco-writer write`` command line of one acquisition."""
+    return [
+        python, "-m", "pco_writer.cli", "write",
+        "--connect", request.connection_address,
+        "--output", str(output),
+        "--n-frames", str(request.n_frames),
+        "--dataset-name", request.dataset_name,
+        "--max-frames-per-file", str(request.max_frames_per_file),
+        "--user-id", str(request.user_id),
+        "--rest-host", host,
+        "--rest-port", str(port),
+        "--control-url", control_url,
+    ]  # fmt: skip
+
+
+class WriterRun:
+    """A writer process for one acquisition, and its outcome.
+
+    Two daemon threads watch the child: one forwards its log lines (keeping the last ones),
+    the other reaps it and reads the statistics it prints on exit, in case its report to
+    ``/finished`` never arrived.
+
+    Args:
+        port: the writer's REST port, which names the run (``/status/<port>``).
+        request: the validated request.
+        output: the resolved output path.
+        argv: the command to run.
+    """
+
+    def __init__(self, port: int, request: StartRequest, output: Path, argv: list[str]) -> None:
+        self.port = port
+        self.request = request
+        self.output = output
+        self.started_at = iso_now()
+        self.started_monotonic = time.monotonic()
+        self.statistics: dict[str, Any] | None = None
+        self.error: dict[str, Any] | None = None
+        self.exit_code: int | None = None
+        self.ready = False
+        self.tail: deque[str] = deque(maxlen=_TAIL_LINES)
+        self._exited = threading.Event()
+        self._lock = threading.Lock()
+        self.process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # a Ctrl-C at the server's terminal is the server's to handle
+        )
+        self._pump = threading.Thread(target=self._read_log, name=f"writer-{port}-log", daemon=True)
+        self._pump.start()
+        threading.Thread(target=self._reap, name=f"writer-{port}-reap", daemon=True).start()
+        log.info("started writer pid=%d port=%d output=%s", self.pid, port, output)
+
+    @property
+    def pid(self) -> int:
+        """The child's process id."""
+        return self.process.pid
+
+    @property
+    def alive(self) -> bool:
+        """True until the child has exited and been reaped."""
+        return not self._exited.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the child to exit; True once it has."""
+        return self._exited.wait(timeout)
+
+    def record_finished(self, statistics: dict[str, Any]) -> None:
+        """Store the last-run statistics the writer reported."""
+        with self._lock:
+            self.statistics = {k: v for k, v in statistics.items() if k != "success"}
+            if self.statistics.get("status") == "error" and self.error is None:
+                self._set_error(str(self.statistics.get("error") or "the acquisition failed"))
+
+    def record_error(self, message: str, error_time: str = "") -> None:
+        """Store a failure the writer reported."""
+        with self._lock:
+            self._set_error(message, error_time)
+
+    def signal(self, signum: int) -> None:
+        """Send a signal to the child, if it still runs."""
+        if self.alive:
+            self.process.send_signal(signum)
+
+    def terminate(self, timeout: float = 5.0) -> None:
+        """Ask the child to stop (SIGTERM: it writes what it has); kill it after ``timeout``."""
+        self.signal(signal.SIGTERM)
+        if not self.wait(timeout):
+            log.warning("writer pid=%d did not stop in %.0f s; killing it", self.pid, timeout)
+            self.signal(signal.SIGKILL)
+            self.wait(2.0)
+
+    def _set_error(self, message: str, error_time: str = "") -> None:
+        self.error = {"error": message, "error_time": error_time or iso_now()}
+
+    def _read_log(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            line = line.rstrip()
+            if line:
+                self.tail.append(line)
+                log.info("writer[%d] %s", self.port, line)
+
+    def _reap(self) -> None:
+        assert self.process.stdout is not None
+        printed = self.process.stdout.read()
+        code = self.process.wait()
+        self._pump.join(2.0)
+        with self._lock:
+            self.exit_code = code
+            if self.statistics is None:
+                self.statistics = _parse_statistics(printed)
+            if code != 0 and self.error is None:
+                self._set_error(self._failure_message(code))
+        log.info("writer pid=%d port=%d exited with code %d", self.pid, self.port, code)
+        self._exited.set()
+
+    def _failure_message(self, code: int) -> str:
+        errors = [line for line in self.tail if " ERROR " in line or " CRITICAL " in line]
+        if errors:
+            return _strip_log_prefix(errors[-1])
+        last = self.tail[-1] if self.tail else "no output"
+        return f"the writer exited with code {code}: {_strip_log_prefix(last)}"
+
+
+def _strip_log_prefix(line: str) -> str:
+    """``2024-.. ERROR pco_writer: cannot start...: dataset name ...`` -> the message."""
+    for marker in (" ERROR ", " CRITICAL ", " WARNING ", " INFO "):
+        if marker in line:
+            line = line.split(marker, 1)[1]
+            name, sep, rest = line.partition(": ")
+            line = rest if sep and " " not in name else line
+            break
+    return line.removeprefix("cannot start the acquisition: ")
+
+
+def _parse_statistics(printed: str) -> dict[str, Any] | None:
+    """The statistics JSON the writer prints on exit, if it printed one."""
+    start = printed.find("{")
+    if start < 0:
+        return None
+    try:
+        value = json.loads(printed[start:])
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
