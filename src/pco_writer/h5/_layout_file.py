@@ -1,0 +1,429 @@
+"""The generic engine: writes the files of an acquisition in the shape a layout describes.
+
+```
+open (first frame)   refuse a taken dataset name or a frame shape that cannot be appended,
+                     then create groups, the frames dataset, per-frame datasets, constants,
+                     links (their originals get @target); flush
+write (each batch)   one resize, then write_direct_chunk per frame; header values to memory
+flush (each second)  per-frame values written in one slice each; live writer values; flush
+close                parameters, end time and end reason, missing frame ids; flush; close
+```
+
+Only the writer thread touches an open file; the file is created on its first frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import numpy.typing as npt
+
+from pco_writer.buffer import ReceivedFrame
+from pco_writer.errors import ConfigError, DatasetExistsError, OutputError
+from pco_writer.h5._layout_values import (
+    LIVE,
+    MISSING,
+    Column,
+    Env,
+    FileFacts,
+    evaluate,
+    hdf5_value,
+)
+from pco_writer.layouts import Attribute, Dataset, Group, Layout, Link, ParameterSet, Source
+from pco_writer.statistics import iso_now
+
+__all__ = ["H5Layout", "LayoutFile"]
+
+log = logging.getLogger(__name__)
+
+_LIBVER = ("earliest", "v110")  # as the TOMCAT files (docs/decisions/0002-crash-safety.md)
+_PARAM_DTYPE = {"NX_INT": "int64", "NX_FLOAT": "float64", "NX_BOOLEAN": "bool",
+                "NX_CHAR": "string", "NX_DATE_TIME": "string"}  # fmt: skip
+
+
+class H5Layout:
+    """Makes the HDF5 files of one acquisition as ``layout`` describes them.
+
+    Args:
+        layout: the layout (built in, or read from a file).
+        parameters: the REST parameter values, read when a file is closed.
+    """
+
+    def __init__(self, layout: Layout, parameters: ParameterSet | None = None) -> None:
+        self.layout = layout
+        self.name = layout.name
+        self.parameters = parameters or ParameterSet(layout.parameters)
+
+    def check(self, path: Path, dataset_name: str) -> None:
+        """Refuse before anything is written: an unmapped or taken dataset name, a bad place.
+
+        Raises:
+            ConfigError: the layout has no value for this dataset name (e.g. an image key).
+            DatasetExistsError: the file already holds this dataset name.
+            OutputError: the file or its folder cannot be written.
+        """
+        self._check_maps(path, dataset_name)
+        check_output_file(path, dataset_name, self.taken_paths(dataset_name))
+
+    def open(self, path: Path, dataset_name: str, first_index: int, n_requested: int) -> LayoutFile:
+        """A file object for ``path``; the HDF5 file itself is created on the first write."""
+        facts = FileFacts(dataset_name, str(path), first_index, n_requested)
+        return LayoutFile(path, self, facts)
+
+    def taken_paths(self, dataset_name: str) -> list[str]:
+        """Paths that exist in a file only when ``dataset_name`` was written to it."""
+        paths = [p for p, _ in self.layout.walk() if "{dataset_name}" in p]
+        tops = [p for p in paths if not any(p.startswith(q + "/") for q in paths)]
+        return [p.replace("{dataset_name}", dataset_name) for p in tops]
+
+    def _check_maps(self, path: Path, dataset_name: str) -> None:
+        env = Env(FileFacts(dataset_name, str(path), 0, 0), self.parameters.effective())
+        for where, src in _sources(self.layout):
+            if (
+                src.map is not None
+                and src.kind == "writer"
+                and src.writer in ("dataset_name", "file_name")
+            ):
+                try:
+                    evaluate(src, env)
+                except ConfigError as exc:
+                    raise ConfigError(
+                        f"{src.writer} {getattr(env.facts, src.writer)!r} does not fit layout "
+                        f"{self.name!r} at {where}: {exc}"
+                    ) from None
+
+
+def check_output_file(path: Path, dataset_name: str, taken: list[str]) -> None:
+    """Refuse a folder, an unwritable place, or a file that already has one of ``taken``."""
+    if path.is_dir():
+        raise OutputError(f"output file {path} is a folder; name a file, e.g. {path}/scan.h5")
+    if path.exists():
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise OutputError(
+                f"cannot append to output file {path}: no permission to read and write"
+            )
+        try:
+            with h5py.File(path, "r") as f:
+                found = [p for p in taken if p in f]
+        except OSError as exc:
+            raise OutputError(
+                f"output file {path} exists but is not a readable HDF5 file ({exc}); "
+                "choose another file name"
+            ) from None
+        if found:
+            raise DatasetExistsError(dataset_name, str(path))
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the folder of output file {path}: {exc}") from None
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write output file {path}: folder {path.parent} is not writable")
+
+
+class LayoutFile:
+    """One output file of an acquisition, written as its layout says.
+
+    Attributes:
+        path: the file (appended to when it exists).
+        first_index: the acquisition index of this file's first frame.
+        n_written: frames written to it so far.
+    """
+
+    def __init__(self, path: Path, owner: H5Layout, facts: FileFacts) -> None:
+        self.path = path
+        self.first_index = facts.first_index
+        self.n_written = 0
+        self._owner = owner
+        self._layout = owner.layout
+        self._facts = facts
+        self._file: h5py.File | None = None
+        self._data: Any = None
+        self._tail: tuple[int, ...] = ()
+        self._columns: list[Column] = []
+        self._header_columns: list[Column] = []
+        self._seen = np.zeros(0, np.bool_)
+        self._dirty_from = 0
+        self._header: Any = None
+        self._kept: set[str] = set()
+
+    @property
+    def is_open(self) -> bool:
+        """True once the file was created and until it is closed."""
+        return self._file is not None
+
+    def write(self, frames: Sequence[ReceivedFrame]) -> None:
+        """Write the chunks of ``frames`` (all of this file) and keep their per-frame values."""
+        if self._file is None:
+            self._open(frames[0])
+        facts, offset = self._facts, self._facts.offset
+        extent = max(f.index for f in frames) - self.first_index + 1
+        if offset + extent > self._data.shape[0]:
+            self._data.resize(offset + extent, axis=0)
+        if extent > len(self._seen):
+            self._grow(extent)
+        write_chunk, tail, seen = self._data.id.write_direct_chunk, self._tail, self._seen
+        columns, lowest = self._header_columns, extent
+        for f in frames:
+            local = f.index - self.first_index
+            write_chunk((offset + local, *tail), f.data)
+            for column in columns:
+                column.record(local, f.header)
+            seen[local] = True
+            lowest = min(lowest, local)
+        self._dirty_from = min(self._dirty_from, lowest)
+        facts.extent = max(facts.extent, extent)
+        self.n_written += len(frames)
+        facts.n_written = self.n_written
+
+    def flush(self) -> None:
+        """Make everything written so far readable after a crash."""
+        if self._file is None:
+            return
+        env = self._env(closing=False)
+        self._write_rows(env, self._dirty_from, final=False)
+        self._write_values(env, lambda src: bool(_writers(src) & LIVE))
+        self._file.flush()
+
+    def close(self, end_reason: str, missing_frame_ids: npt.NDArray[np.uint64]) -> None:
+        """Write what is known only at the end (end reason, parameters), then close."""
+        if self._file is None:
+            return
+        try:
+            self._facts.end_reason = end_reason
+            self._facts.end_time = iso_now()
+            self._facts.missing_frame_ids = missing_frame_ids
+            env = self._env(closing=True)
+            self._write_rows(env, self._dirty_from, final=True)
+            self._write_values(env, lambda src: src.kind != "value")
+            self._link_targets()
+            self._file.flush()
+        finally:
+            self._file.close()
+            self._file = None
+
+    # -- opening ---------------------------------------------------------------------------
+
+    def _open(self, first: ReceivedFrame) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = h5py.File(self.path, "a", libver=_LIBVER, rdcc_nbytes=0)
+        except OSError as exc:
+            raise OutputError(f"cannot open output file {self.path}: {exc}") from None
+        try:
+            self._prepare(first)
+        except BaseException:
+            self._file.close()
+            self._file = None
+            raise
+
+    def _prepare(self, first: ReceivedFrame) -> None:
+        assert self._file is not None
+        f, header = self._file, first.header
+        taken = [p for p in self._owner.taken_paths(self._facts.dataset_name) if p in f]
+        if taken:
+            raise DatasetExistsError(self._facts.dataset_name, str(self.path))
+        self._check_frames(header)
+        self._kept = {p for p, n in self._nodes() if _keeps(n) and p in f}
+        self._header = header
+        self._facts.first_frame_id = header.frame - first.index
+        self._facts.start_time = iso_now()
+        log.info("writing %s (layout %s) to %s", self._frames_path(), self._layout.name, self.path)
+        self._create_tree(header)
+        env = self._env(closing=False)
+        self._write_values(env, lambda src: True)
+        self._link_targets()
+        f.flush()
+
+    def _check_frames(self, header: Any) -> None:
+        assert self._file is not None
+        path = self._frames_path()
+        existing = self._file.get(path)
+        if existing is None:
+            return
+        spec = self._layout_node(path)
+        if not (isinstance(spec, Dataset) and spec.frames and spec.frames.append):
+            raise DatasetExistsError(self._facts.dataset_name, str(self.path))
+        if existing.shape[1:] != tuple(header.shape) or existing.dtype != header.dtype:
+            raise OutputError(
+                f"cannot append frames of shape {list(header.shape)} and type "
+                f"{header.dtype} to {path} in {self.path}, which holds "
+                f"{list(existing.shape[1:])} of {existing.dtype}; write to another file"
+            )
+        self._facts.offset = existing.shape[0]
+
+    def _create_tree(self, header: Any) -> None:
+        assert self._file is not None
+        f, offset = self._file, self._facts.offset
+        for path, node in self._nodes():
+            if isinstance(node, Group):
+                group = f.require_group(path)
+                if node.NX_class and "NX_class" not in group.attrs:
+                    group.attrs["NX_class"] = node.NX_class
+            elif isinstance(node, Link):
+                if f.get(path, getlink=True) is None:
+                    f[path] = h5py.SoftLink(node.link)
+            elif node.frames is not None:
+                self._create_frames(path, header)
+            elif node.is_per_frame:
+                self._add_column(path, node, len(header.shape), offset)
+
+    def _create_frames(self, path: str, header: Any) -> None:
+        assert self._file is not None
+        self._tail = (0,) * len(header.shape)
+        if path in self._file:
+            self._data = self._file[path]
+            return
+        self._data = self._file.create_dataset(
+            path, shape=(0, *header.shape), maxshape=(None, *header.shape),
+            chunks=(1, *header.shape), dtype=header.dtype,
+        )  # fmt: skip
+
+    def _add_column(self, path: str, node: Dataset, ndim: int, offset: int) -> None:
+        assert self._file is not None
+        column = Column(path, node, ndim, self._value_dtype(node))
+        ds = self._file.get(path)
+        if ds is None:
+            column.create(self._file, offset)
+        elif ds.shape[0] != offset:
+            ds.resize(offset, axis=0)
+        if node.units:
+            self._file[path].attrs["units"] = node.units
+        self._columns.append(column)
+        if column.is_header:
+            self._header_columns.append(column)
+
+    # -- values ----------------------------------------------------------------------------
+
+    def _env(self, closing: bool) -> Env:
+        params = self._owner.parameters
+        env = Env(self._facts, params.effective(), frozenset(params.given()), self._header, closing)
+        if closing:
+            extent = self._facts.extent
+            env.origins = {c.path: c.origin(self._seen, extent, env) for c in self._columns}
+        return env
+
+    def _write_rows(self, env: Env, lo: int, final: bool) -> None:
+        """Write rows ``lo ..`` of every column; at the end, all rows that parameters set."""
+        assert self._file is not None
+        hi, offset = self._facts.extent, self._facts.offset
+        for column in self._columns:
+            pure = column.is_header and column.spec.fallback is None
+            start = 0 if final and not pure else lo
+            if start >= hi:
+                continue
+            ds = self._file[column.path]
+            if ds.shape[0] < offset + hi:
+                ds.resize(offset + hi, axis=0)
+            ds[offset + start : offset + hi] = column.rows(start, hi, self._seen, env)
+        self._dirty_from = hi
+
+    def _write_values(self, env: Env, wanted: Callable[[Source], bool]) -> None:
+        assert self._file is not None
+        for owner, name, src in self._attribute_sources():
+            if wanted(src) and owner in self._file:
+                value = evaluate(src, env)
+                if value is not MISSING:
+                    self._file[owner].attrs[name] = hdf5_value(value, src.dtype)
+        for path, node in self._nodes():
+            static = isinstance(node, Dataset) and _is_static(node)
+            if static and path not in self._kept and wanted(node):
+                self._write_dataset(path, node, env)
+
+    def _write_dataset(self, path: str, node: Dataset, env: Env) -> None:
+        assert self._file is not None
+        value = evaluate(node, env)
+        if value is MISSING:
+            return
+        value = hdf5_value(value, node.dtype or self._value_dtype(node))
+        if path in self._file:
+            del self._file[path]
+        ds = self._file.create_dataset(path, data=value)
+        units = node.units or self._parameter_units(node)
+        if units:
+            ds.attrs["units"] = units
+        for name, attr in node.attributes.items():
+            attr_value = evaluate(attr, env)
+            if attr_value is not MISSING:
+                ds.attrs[name] = hdf5_value(attr_value, attr.dtype)
+
+    def _link_targets(self) -> None:
+        """NeXus: the original of a link carries ``@target``, its own path."""
+        assert self._file is not None
+        for _, node in self._nodes():
+            if isinstance(node, Link) and node.link in self._file:
+                self._file[node.link].attrs["target"] = node.link
+
+    def _value_dtype(self, node: Source) -> str | None:
+        if node.dtype:
+            return node.dtype
+        if node.parameter is not None:
+            return _PARAM_DTYPE.get(self._layout.parameters[node.parameter].type)
+        if node.linear is not None or node.fallback is not None:
+            return "float64"
+        return None
+
+    def _parameter_units(self, node: Source) -> str:
+        param = self._layout.parameters.get(node.parameter or "")
+        return param.units if param else ""
+
+    # -- the tree --------------------------------------------------------------------------
+
+    def _nodes(self) -> list[tuple[str, Any]]:
+        name = self._facts.dataset_name
+        return [(p.replace("{dataset_name}", name), n) for p, n in self._layout.walk()]
+
+    def _layout_node(self, path: str) -> Any:
+        return dict(self._nodes()).get(path)
+
+    def _frames_path(self) -> str:
+        return self._layout.frames_path().replace("{dataset_name}", self._facts.dataset_name)
+
+    def _attribute_sources(self) -> list[tuple[str, str, Attribute]]:
+        out = [("/", k, a) for k, a in self._layout.attributes.items()]
+        for path, node in self._nodes():
+            if isinstance(node, Group) or (isinstance(node, Dataset) and not _is_static(node)):
+                out.extend((path, k, a) for k, a in node.attributes.items())
+        return out
+
+    def _grow(self, n: int) -> None:
+        size = max(n, 2 * len(self._seen), 1024)
+        self._seen = np.concatenate([self._seen, np.zeros(size - len(self._seen), np.bool_)])
+
+
+def _is_static(node: Dataset) -> bool:
+    return node.frames is None and not node.is_per_frame
+
+
+def _keeps(node: Any) -> bool:
+    """Static datasets a file already has are kept: constants, or ``on_append: keep``."""
+    if not isinstance(node, Dataset) or not _is_static(node):
+        return False
+    return node.on_append == "keep" or (node.on_append is None and node.kind == "value")
+
+
+def _writers(src: Source) -> set[str]:
+    """The writer values a source depends on."""
+    out: set[str] = {src.writer} if src.writer else set()
+    parts = [src.fallback, *((src.linear.start, src.linear.step) if src.linear else ())]
+    for part in parts:
+        if part is not None:
+            out |= _writers(part)
+    return out
+
+
+def _sources(layout: Layout) -> list[tuple[str, Source]]:
+    out: list[tuple[str, Source]] = [(f"/@{k}", a) for k, a in layout.attributes.items()]
+    for path, node in layout.walk():
+        if isinstance(node, Link):
+            continue
+        if isinstance(node, Dataset):
+            out.append((path, node))
+        out.extend((f"{path}@{k}", a) for k, a in node.attributes.items())
+    return out

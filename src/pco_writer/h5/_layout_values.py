@@ -1,0 +1,250 @@
+"""The values of a layout file: evaluating sources, and per-frame columns batched in memory.
+
+Per-frame values (header fields such as an angle, image keys, ramps) are kept in numpy arrays
+by the writer thread and written to HDF5 only at each flush, as :mod:`._metadata` does for the
+TOMCAT layout: a few h5py calls per frame would cost more than the frame itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import h5py
+import numpy as np
+import numpy.typing as npt
+
+from pco_writer.errors import ConfigError
+from pco_writer.layouts import Dataset, Source
+from pco_writer.protocol import FrameHeader
+
+__all__ = ["MISSING", "Column", "Env", "FileFacts", "evaluate", "describe", "hdf5_value"]
+
+MISSING: Any = object()
+"""A value not known (yet): an unset parameter, an end time before the close."""
+
+STRING = h5py.string_dtype("utf-8")
+_HEADER_FIELDS = frozenset(
+    {"frame", "shape", "type", "endianness", "htype", "source", "tag", "encoding"}
+)
+AT_CLOSE = frozenset({"end_time", "end_reason", "missing_frame_ids", "n_frames_written", "origin"})
+LIVE = frozenset({"frame_count", "image_nr_high"})
+
+
+@dataclass
+class FileFacts:
+    """What the writer knows about one file of an acquisition."""
+
+    dataset_name: str
+    file_name: str
+    first_index: int
+    n_requested: int
+    start_time: str = ""
+    first_frame_id: int = -1
+    offset: int = 0
+    n_written: int = 0
+    extent: int = 0
+    end_time: str = ""
+    end_reason: str = ""
+    missing_frame_ids: npt.NDArray[np.uint64] = field(
+        default_factory=lambda: np.zeros(0, np.uint64)
+    )
+
+
+@dataclass
+class Env:
+    """Everything a source can read at one moment."""
+
+    facts: FileFacts
+    parameters: Mapping[str, Any]
+    given: frozenset[str] = frozenset()
+    header: FrameHeader | None = None
+    closing: bool = False
+    origins: Mapping[str, str] = field(default_factory=dict)
+
+
+def evaluate(src: Source, env: Env) -> Any:
+    """The value of a (non per-frame) source now, or :data:`MISSING`."""
+    value = _raw(src, env)
+    if value is MISSING or src.map is None:
+        return value
+    return map_value(src, value)
+
+
+def map_value(src: Source, value: Any) -> Any:
+    """Translate through the source's map; ConfigError when the map has no such key."""
+    assert src.map is not None
+    key = str(value)
+    if key in src.map:
+        return src.map[key]
+    if src.map_default is not None:
+        return src.map_default
+    raise ConfigError(f"{value!r} has no mapped value; use one of {', '.join(src.map)}")
+
+
+def _raw(src: Source, env: Env) -> Any:
+    kind = src.kind
+    if kind == "value":
+        return src.value
+    if kind == "parameter":
+        return env.parameters.get(src.parameter or "", MISSING)
+    if kind == "header":
+        return header_value(env.header, src.header or "") if env.header else MISSING
+    if kind == "writer":
+        return _writer(src, env)
+    return MISSING  # linear: per-frame only
+
+
+def _writer(src: Source, env: Env) -> Any:
+    name, f = src.writer or "", env.facts
+    if name in AT_CLOSE and not env.closing:
+        return MISSING
+    simple = {
+        "dataset_name": f.dataset_name, "file_name": f.file_name, "start_time": f.start_time,
+        "end_time": f.end_time, "end_reason": f.end_reason,
+    }  # fmt: skip
+    if name in simple:
+        return simple[name]
+    if name == "missing_frame_ids":
+        return np.asarray(f.missing_frame_ids, np.uint64)
+    if name == "origin":
+        return env.origins.get(src.of or "", "")
+    numbers = {
+        "first_index": f.first_index, "first_frame_id": f.first_frame_id, "offset": f.offset,
+        "frame_count": f.n_written, "n_frames_requested": f.n_requested,
+        "n_frames_written": f.n_written, "image_nr_low": f.first_index + 1,
+        "image_nr_high": f.first_index + f.extent,
+    }  # fmt: skip
+    return np.int64(numbers[name])
+
+
+def header_value(header: FrameHeader, name: str) -> Any:
+    """A header field: a standard one or an extra one (None when absent)."""
+    if name in _HEADER_FIELDS:
+        return getattr(header, name)
+    return header.extra.get(name)
+
+
+def describe(src: Source, env: Env) -> str:
+    """Where a value comes from, in words, with the parameter values used."""
+    if src.kind == "parameter":
+        name = src.parameter or ""
+        how = "set" if name in env.given else "default"
+        return f"{name}={env.parameters.get(name, 'unset')} ({how})"
+    if src.linear is not None:
+        start, step = describe(src.linear.start, env), describe(src.linear.step, env)
+        return f"start + i * step with start: {start}, step: {step}"
+    if src.kind == "header":
+        return f"header field {src.header!r}"
+    if src.kind == "writer":
+        return f"writer value {src.writer}"
+    return f"constant {src.value!r}"
+
+
+def hdf5_value(value: Any, dtype: str | None) -> Any:
+    """A value ready for h5py: numpy scalars and arrays, or ``str``."""
+    if dtype == "string" or (dtype is None and isinstance(value, str)):
+        return str(value) if not isinstance(value, list) else np.array(value, dtype=STRING)
+    if dtype is not None:
+        return np.asarray(value, dtype=np.bool_ if dtype == "bool" else dtype)[()]
+    if isinstance(value, bool):
+        return np.bool_(value)
+    if isinstance(value, int):
+        return np.int64(value)
+    if isinstance(value, float):
+        return np.float64(value)
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return np.array(value, dtype=STRING)
+    return value
+
+
+class Column:
+    """The values of one per-frame dataset of one file, by local frame index."""
+
+    def __init__(self, path: str, spec: Dataset, ndim: int, value_dtype: str | None) -> None:
+        self.path = path
+        self.spec = spec
+        self.is_header = spec.header is not None
+        self.field = spec.header or ""
+        self.elem = tuple(ndim if n == "ndim" else int(n) for n in spec.shape)
+        name = spec.dtype or value_dtype or "float64"
+        self.dtype: np.dtype[Any] = (
+            STRING if name == "string" else np.dtype(np.bool_ if name == "bool" else name)
+        )
+        self.fill = spec.fill if spec.fill is not None else ("" if name == "string" else 0)
+        self.values = self._empty(0)
+        self.has = np.zeros(0, np.bool_)
+
+    def create(self, parent: h5py.File, offset: int) -> Any:
+        """Create the empty, extendable dataset (``offset`` rows for earlier acquisitions)."""
+        fill = {} if self.spec.fill is None else {"fillvalue": self.fill}
+        return parent.create_dataset(
+            self.path, (offset, *self.elem), self.dtype, maxshape=(None, *self.elem),
+            chunks=(self.spec.chunk, *self.elem), **fill,
+        )  # fmt: skip
+
+    def record(self, local: int, header: FrameHeader) -> None:
+        """Keep the header field of the frame at ``local`` (header columns only)."""
+        if local >= len(self.has):
+            self._grow(local + 1)
+        value = header_value(header, self.field)
+        if value is None:
+            return
+        try:
+            self.values[local] = value
+        except (TypeError, ValueError):
+            return  # a value that does not fit the dtype counts as absent
+        self.has[local] = True
+
+    def rows(self, lo: int, hi: int, seen: npt.NDArray[np.bool_], env: Env) -> npt.NDArray[Any]:
+        """The values of local indices ``lo .. hi - 1`` as they should be in the file."""
+        if self.is_header and self.spec.fallback is None:
+            return self.values[lo:hi]
+        if self.is_header:
+            assert self.spec.fallback is not None
+            out = self.values[lo:hi].copy()
+            gaps = ~self.has[lo:hi]
+            out[gaps] = self._computed(self.spec.fallback, lo, hi, env)[gaps]
+            return out
+        out = self._computed(self.spec, lo, hi, env)
+        if self.spec.linear is None:
+            out[~seen[lo:hi]] = self.fill
+        return out
+
+    def origin(self, seen: npt.NDArray[np.bool_], extent: int, env: Env) -> str:
+        """Where this acquisition's values came from, in words."""
+        n_seen = int(seen[:extent].sum())
+        if not self.is_header:
+            return f"{describe(self.spec, env)} for {n_seen} frames"
+        n_header = int((self.has[:extent] & seen[:extent]).sum())
+        parts = [f"header field {self.field!r} for {n_header} frames"]
+        if n_seen > n_header:
+            rest = self.spec.fallback
+            how = describe(rest, env) if rest is not None else f"fill value {self.fill!r}"
+            parts.append(f"{how} for {n_seen - n_header} frames without it")
+        return "; ".join(parts)
+
+    def _computed(self, src: Source, lo: int, hi: int, env: Env) -> npt.NDArray[Any]:
+        if src.linear is not None:
+            start = evaluate(src.linear.start, env)
+            step = evaluate(src.linear.step, env)
+            if start is MISSING or step is MISSING:
+                return np.full((hi - lo, *self.elem), self.fill, self.dtype)
+            index = np.arange(lo, hi) + env.facts.first_index
+            return np.asarray(start + step * index).astype(self.dtype)
+        value = evaluate(src, env)
+        if value is MISSING:
+            value = self.fill
+        return np.full((hi - lo, *self.elem), value, self.dtype)
+
+    def _empty(self, n: int) -> npt.NDArray[Any]:
+        if self.dtype == STRING:
+            return np.full((n, *self.elem), "", object)
+        return np.full((n, *self.elem), self.fill, self.dtype)
+
+    def _grow(self, n: int) -> None:
+        size = max(n, 2 * len(self.has), 1024)
+        old = len(self.has)
+        self.values = np.concatenate([self.values, self._empty(size - old)])
+        self.has = np.concatenate([self.has, np.zeros(size - old, np.bool_)])
