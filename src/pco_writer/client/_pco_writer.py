@@ -1,0 +1,462 @@
+"""PcoWriter: pco_rclient's client, with the same methods and meanings, made sturdier.
+
+Existing scripts port by changing one import::
+
+    from pco_writer.client import PcoWriter
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pco_writer.client._http import JsonApi, Unreachable
+from pco_writer.client._progress import Progress
+from pco_writer.client._stats import RunStatistics
+from pco_writer.client._validate import (
+    check_connection_address,
+    check_dataset_name,
+    check_nonneg_int,
+    check_output_file,
+    check_rest_address,
+    port_of,
+    with_file_number,
+)
+from pco_writer.errors import ClientError
+
+__all__ = ["AcquisitionError", "PcoWriter"]
+
+RUNNING = ("receiving", "writing")
+_POLL_S = 0.1
+_SERVER_HINT = "is `pco-writer server` running there? check flask_api_address"
+_WRITER_HINT = "is the writer running? check writer_api_address"
+
+
+class AcquisitionError(ClientError):
+    """The acquisition ended with an error; ``statistics`` holds what it did."""
+
+    def __init__(self, message: str, statistics: RunStatistics | None) -> None:
+        super().__init__(message)
+        self.statistics = statistics
+
+
+class PcoWriter:
+    """Drives acquisitions through a pco-writer control server.
+
+    Args:
+        output_file: the HDF5 file; ``%03d`` is filled with the file number on roll-over.
+        dataset_name: the dataset under ``/exchange`` (data, data_white, data_black).
+        n_frames: frames to write; 0 means until :meth:`stop`.
+        connection_address: where the camera binds PUSH, ``tcp://HOST:PORT``.
+        flask_api_address: the control server, ``http://HOST:PORT``.
+        writer_api_address: the writer process's REST API, ``http://HOST:PORT``.
+        user_id: recorded in the statistics (-1: none).
+        max_frames_per_file: frames per file before rolling over; 0 for one file.
+        config_file: a JSON file of ``cameras`` (name, connection_address, flask_api_address,
+            writer_api_address), used with ``cam``.
+        cam: the camera's name in ``config_file``.
+        debug: accepted for compatibility; has no effect.
+        timeout: seconds to wait for each answer.
+    """
+
+    def __init__(
+        self,
+        output_file: str = "",
+        dataset_name: str = "data",
+        n_frames: int = 0,
+        connection_address: str = "tcp://127.0.0.1:8080",
+        flask_api_address: str = "http://127.0.0.1:9901",
+        writer_api_address: str = "http://127.0.0.1:9555",
+        user_id: int = -1,
+        max_frames_per_file: int = 0,
+        config_file: str = "",
+        cam: str = "",
+        debug: bool = False,
+        timeout: float = 3.0,
+    ) -> None:
+        if cam:
+            connection_address, flask_api_address, writer_api_address = _camera(config_file, cam)
+        self.flask_api_address = check_rest_address(flask_api_address, "flask_api_address")
+        self.writer_api_address = check_rest_address(writer_api_address, "writer_api_address")
+        self.writer_port = port_of(self.writer_api_address)
+        self.connection_address = check_connection_address(connection_address)
+        self.output_file = output_file
+        self.dataset_name = dataset_name
+        self.n_frames = n_frames
+        self.user_id = user_id
+        self.max_frames_per_file = max_frames_per_file
+        self.last_run_id = 0
+        self.previous_statistics: dict[str, Any] | None = None
+        self._http = httpx.Client(timeout=timeout)
+        self._server = JsonApi(self.flask_api_address, "control server", _SERVER_HINT, self._http)
+        self._writer = JsonApi(self.writer_api_address, "writer", _WRITER_HINT, self._http)
+        self.status = "configured" if self.validate_configuration() else "unconfigured"
+
+    # --- lifetime ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        self._http.close()
+
+    def __enter__(self) -> PcoWriter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"PcoWriter(flask_api_address={self.flask_api_address!r}, "
+            f"writer_api_address={self.writer_api_address!r}, status={self.status!r})"
+        )
+
+    # --- configuration ----------------------------------------------------------------------
+
+    def configure(
+        self,
+        output_file: str | None = None,
+        dataset_name: str | None = None,
+        n_frames: int | None = None,
+        connection_address: str | None = None,
+        user_id: int | None = None,
+        max_frames_per_file: int | None = None,
+        verbose: bool = False,
+    ) -> dict[str, str]:
+        """Change settings of the next acquisition; returns the configuration.
+
+        Raises:
+            ClientError: a value is invalid, or a writer is running (stop or wait first).
+        """
+        if self.is_running():
+            raise ClientError(
+                "cannot configure while the writer is running; stop() or wait() first"
+            )
+        if output_file is not None:
+            self.output_file = check_output_file(output_file)
+        if dataset_name is not None:
+            self.dataset_name = check_dataset_name(dataset_name)
+        if n_frames is not None:
+            self.n_frames = check_nonneg_int(n_frames, "n_frames")
+        if user_id is not None:
+            self.user_id = check_nonneg_int(user_id, "user_id", minimum=-1)
+        if max_frames_per_file is not None:
+            self.max_frames_per_file = check_nonneg_int(max_frames_per_file, "max_frames_per_file")
+        if connection_address is not None:
+            self.connection_address = check_connection_address(connection_address)
+        self.status = "configured" if self.validate_configuration() else "unconfigured"
+        if verbose:
+            print(json.dumps(self.get_configuration(), indent=2))
+        return self.get_configuration()
+
+    def validate_configuration(self) -> bool:
+        """True when every setting is valid for an acquisition."""
+        try:
+            self._check_configuration()
+        except ClientError:
+            return False
+        return True
+
+    def _check_configuration(self) -> None:
+        check_output_file(self.output_file)
+        check_dataset_name(self.dataset_name)
+        check_nonneg_int(self.n_frames, "n_frames")
+        check_nonneg_int(self.user_id, "user_id", minimum=-1)
+        check_nonneg_int(self.max_frames_per_file, "max_frames_per_file")
+        check_connection_address(self.connection_address)
+
+    def get_configuration(self, verbose: bool = False) -> dict[str, str]:
+        """The start request, every value a string, as pco_rclient sends it."""
+        output = with_file_number(
+            str(self.output_file), int(self.n_frames), int(self.max_frames_per_file)
+        )
+        config = {
+            "connection_address": self.connection_address,
+            "output_file": output,
+            "n_frames": str(self.n_frames),
+            "user_id": str(self.user_id),
+            "dataset_name": str(self.dataset_name),
+            "max_frames_per_file": str(self.max_frames_per_file),
+            "rest_api_port": str(port_of(self.flask_api_address)),
+            "n_modules": "1",
+            "writer_rest_port": str(self.writer_port),
+            "flask_api_address": self.flask_api_address,
+        }
+        if verbose:
+            print(json.dumps(config, indent=2))
+        return config
+
+    # --- acquisition ------------------------------------------------------------------------
+
+    def start(
+        self, wait: bool = True, timeout: float = 10, verbose: bool = False
+    ) -> dict[str, Any]:
+        """Start an acquisition; with ``wait``, return once the writer is running.
+
+        Raises:
+            ClientError: the configuration is invalid, a writer is already running, or the
+                server refused (its reason is in the message).
+        """
+        try:
+            self._check_configuration()
+        except ClientError as exc:
+            raise ClientError(f"cannot start: {exc}; fix it with configure()") from None
+        if self.is_running():
+            raise ClientError("cannot start: the writer is already running; stop() or wait()")
+        self.status = "starting"
+        try:
+            answer = self._server.post("/start_pco_writer", self.get_configuration(), timeout=60)
+        except ClientError:
+            self.status = "configured"
+            raise
+        if not answer.get("success"):
+            raise ClientError(f"the control server did not start the writer: {answer.get('error')}")
+        self.last_run_id += 1
+        self.previous_statistics = None
+        if wait:
+            self._poll_until(lambda: self.get_status_writer() != "initialized", timeout)
+        self.status = self.get_status_writer()
+        if verbose:
+            print(f"writer started: {answer}")
+        return answer
+
+    def stop(
+        self, wait: bool = True, timeout: float = 10, verbose: bool = False
+    ) -> dict[str, Any] | None:
+        """Stop receiving; the writer writes what it has, then finishes.
+
+        Returns:
+            The writer's answer, or None when no writer was running.
+        """
+        return self._end("stop", wait, timeout, verbose)
+
+    def kill(
+        self, wait: bool = True, timeout: float = 10, verbose: bool = False
+    ) -> dict[str, Any] | None:
+        """Stop now: what is not yet written is dropped, the file is closed cleanly.
+
+        Returns:
+            The writer's answer (``status: killed``), or None when no writer was running.
+        """
+        return self._end("kill", wait, timeout, verbose)
+
+    def _end(self, route: str, wait: bool, timeout: float, verbose: bool) -> dict[str, Any] | None:
+        if not self.is_running():
+            if verbose:
+                print(f"no writer is running; nothing to {route}")
+            return None
+        self.status = "stopping" if route == "stop" else "killing"
+        try:
+            answer = self._writer.get(f"/{route}")
+        except Unreachable:
+            answer = self._server.get(f"/{route}/{self.writer_port}")
+        if wait:
+            self._poll_until(lambda: not self.is_running(), timeout)
+        self.status = self.get_status()
+        return answer
+
+    def wait(
+        self, timeout: float | None = None, progress: bool = True, verbose: bool = False
+    ) -> RunStatistics:
+        """Wait for the acquisition to end, showing a progress bar; its statistics.
+
+        Raises:
+            AcquisitionError: the acquisition ended with an error.
+            ClientError: there is no acquisition to wait for, or ``timeout`` passed.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        bar = Progress(progress, int(self.n_frames), desc=str(self.dataset_name))
+        try:
+            while self.is_running():
+                bar.update(self.get_statistics_writer())
+                if deadline is not None and time.monotonic() > deadline:
+                    raise ClientError(f"the writer is still running after {timeout:g} s")
+                time.sleep(_POLL_S)
+            stats = self._last_run()
+            bar.update(stats.as_dict())
+        finally:
+            bar.close()
+        self.status = stats.status
+        if verbose:
+            print(json.dumps(stats.as_dict(), indent=2))
+        if stats.status == "error":
+            raise AcquisitionError(
+                f"the acquisition failed: {stats.error or stats.end_reason}", stats
+            )
+        return stats
+
+    def _last_run(self) -> RunStatistics:
+        raw = self._server.get(f"/finished/{self.writer_port}")
+        if not raw.get("success"):
+            error = self.get_server_error()
+            if error:
+                raise AcquisitionError(f"the acquisition failed: {error}", None)
+            raise ClientError("no acquisition has run on this writer port; start() one first")
+        self.previous_statistics = raw
+        return RunStatistics.from_json(raw)
+
+    def wait_nframes(
+        self, nframes: int, inactivity_timeout: float = -1, verbose: bool = False
+    ) -> bool:
+        """Wait until ``nframes`` frames are written.
+
+        Returns:
+            True when they are; False when the writer stopped before, or when nothing new
+            was written for ``inactivity_timeout`` seconds (if > 0).
+        """
+        last_count, last_change = -1, time.monotonic()
+        while True:
+            written = self.get_written_frames() or 0
+            if written >= nframes:
+                return True
+            if not self.is_running():
+                return (self.get_written_frames() or 0) >= nframes
+            if written != last_count:
+                last_count, last_change = written, time.monotonic()
+            elif 0 < inactivity_timeout < time.monotonic() - last_change:
+                if verbose:
+                    print(f"no new frame for {inactivity_timeout:g} s; giving up at {written}")
+                return False
+            time.sleep(_POLL_S)
+
+    def _poll_until(self, condition: Any, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.15)
+        return True
+
+    # --- status and statistics --------------------------------------------------------------
+
+    def is_connected(self) -> bool:
+        """True when the control server answers."""
+        try:
+            return bool(self._server.get("/ack").get("success"))
+        except ClientError:
+            return False
+
+    def is_running(self) -> bool:
+        """True while the writer is receiving or writing.
+
+        Raises:
+            ClientError: the control server cannot be reached.
+        """
+        return self.get_status_writer() in RUNNING
+
+    def get_status_writer(self) -> str:
+        """The status the control server reports for this writer port."""
+        return str(self._server.get(f"/status/{self.writer_port}").get("status", "unknown"))
+
+    def get_status(self, verbose: bool = False) -> str:
+        """The status of this client's acquisition: configured, receiving, writing, finished..."""
+        server_status = self.get_status_writer()
+        if server_status != "unknown" and (self.last_run_id or server_status in RUNNING):
+            self.status = server_status
+        elif self.status not in ("configured", "unconfigured"):
+            self.status = "configured" if self.validate_configuration() else "unconfigured"
+        if verbose:
+            print(self.status)
+        return self.status
+
+    def get_status_last_run(self) -> str:
+        """The status of the last run: finished, error, or unknown (no run yet)."""
+        return str(self._server.get(f"/finished/{self.writer_port}").get("status", "unknown"))
+
+    def get_statistics(self, verbose: bool = False) -> dict[str, Any] | None:
+        """The running writer's statistics, else the last run's; None if neither exists."""
+        stats = self.get_statistics_writer() or self.get_statistics_last_run()
+        if verbose:
+            print(json.dumps(stats, indent=2))
+        return stats
+
+    def get_statistics_writer(self, verbose: bool = False) -> dict[str, Any] | None:
+        """The running writer's statistics; None when no writer answers."""
+        try:
+            return self._writer.get("/statistics")
+        except Unreachable:
+            return None
+
+    def get_statistics_last_run(self, verbose: bool = False) -> dict[str, Any] | None:
+        """The last run's statistics, as the server sends them; None before any run."""
+        raw = self._server.get(f"/finished/{self.writer_port}")
+        if not raw.get("success"):
+            return None
+        self.previous_statistics = raw
+        return raw
+
+    def get_written_frames(self) -> int | None:
+        """Frames written by the running writer, else by the last run; None if none ran."""
+        stats = self.get_statistics()
+        return None if stats is None else int(stats.get("n_written_frames", 0))
+
+    def get_server_error(self, verbose: bool = False) -> str | None:
+        """The last run's error message; None when it had none."""
+        answer = self._server.get(f"/error/{self.writer_port}")
+        error = answer.get("error") if answer.get("success") else None
+        if verbose and error:
+            print(error)
+        return str(error) if error else None
+
+    def get_server_log(self, verbose: bool = False) -> str:
+        """The control server's recent log lines."""
+        text = str(self._server.get(f"/server_log/{self._service()}").get("log", ""))
+        if verbose:
+            print(text)
+        return text
+
+    def get_server_uptime(self, verbose: bool = False) -> str:
+        """How long the control server has been up."""
+        text = str(self._server.get(f"/server_uptime/{self._service()}").get("uptime", ""))
+        if verbose:
+            print(text)
+        return text
+
+    def _service(self) -> str:
+        return "pco_writer-pco1" if port_of(self.flask_api_address) == 9901 else "pco_writer-pco2"
+
+    # --- recovery ---------------------------------------------------------------------------
+
+    def reset(self) -> str:
+        """Kill a running writer, drain the camera stream, forget the last run; the status."""
+        self.kill()
+        self.flush_cam_stream(timeout=1000)
+        self.last_run_id = 0
+        self.previous_statistics = None
+        self.status = "configured" if self.validate_configuration() else "unconfigured"
+        return self.status
+
+    def flush_cam_stream(self, timeout: int = 500, verbose: bool = False) -> int | None:
+        """Receive and drop what the camera sends until it is quiet for ``timeout`` ms.
+
+        Returns:
+            The number of messages dropped, or None when a writer is running (it owns them).
+        """
+        if self.is_running():
+            return None
+        import zmq  # only here: the rest of the client needs no ZeroMQ
+
+        n = 0
+        with zmq.Context() as ctx, ctx.socket(zmq.PULL) as sock:
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.connect(self.connection_address)
+            while sock.poll(max(timeout, 1)):
+                sock.recv_multipart(copy=False)
+                n += 1
+        if verbose:
+            print(f"flushed {n} messages from {self.connection_address}")
+        return n
+
+
+def _camera(config_file: str, cam: str) -> tuple[str, str, str]:
+    try:
+        cameras = json.loads(Path(config_file).expanduser().read_text())["cameras"]
+        entry = next(c for c in cameras if c.get("name") == cam)
+        return entry["connection_address"], entry["flask_api_address"], entry["writer_api_address"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ClientError(f"cannot read camera {cam!r} from {config_file!r}: {exc!r}") from None
+    except StopIteration:
+        raise ClientError(f"camera {cam!r} is not in {config_file}; check the name") from None

@@ -1,0 +1,89 @@
+"""Checks of the client's configuration, done before anything is sent."""
+
+from __future__ import annotations
+
+import os
+import re
+from urllib.parse import urlsplit
+
+from pco_writer.errors import ClientError
+
+__all__ = [
+    "check_connection_address",
+    "check_dataset_name",
+    "check_nonneg_int",
+    "check_output_file",
+    "check_rest_address",
+    "port_of",
+    "with_file_number",
+]
+
+_TCP = re.compile(r"^tcp://[A-Za-z0-9_.\-]+:\d{1,5}$")
+_HTTP = re.compile(r"^https?://[A-Za-z0-9_.\-]+:\d{1,5}$")
+_OUTPUT = re.compile(r"^[%./A-Za-z0-9_\-]*\.h5$")
+_DATASET = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+_PLACEHOLDER = re.compile(r"%(0?\d+)?d")
+
+
+def check_connection_address(value: str) -> str:
+    """``tcp://HOST:PORT``, where the camera binds PUSH."""
+    if not _TCP.match(str(value)):
+        raise ClientError(
+            f"connection_address {value!r} is not tcp://HOST:PORT (e.g. tcp://127.0.0.1:8080)"
+        )
+    return str(value)
+
+
+def check_rest_address(value: str, name: str) -> str:
+    """``http://HOST:PORT``, without a trailing slash."""
+    if not _HTTP.match(str(value)):
+        raise ClientError(f"{name} {value!r} is not http://HOST:PORT (e.g. http://127.0.0.1:9901)")
+    return str(value)
+
+
+def check_output_file(value: str) -> str:
+    """An ``.h5`` path of safe characters (``%03d`` allowed), ``~`` expanded."""
+    expanded = os.path.expanduser(str(value))
+    if not _OUTPUT.match(expanded):
+        raise ClientError(
+            f"output_file {value!r} must end in .h5 and use only letters, digits, '/', '.', "
+            "'_', '-' and a %03d placeholder"
+        )
+    return expanded
+
+
+def check_dataset_name(value: str) -> str:
+    """One HDF5 name component: data, data_white, data_black..."""
+    if not _DATASET.match(str(value)) or value in (".", ".."):
+        raise ClientError(
+            f"dataset_name {value!r} is not valid; use letters, digits, '_', '-' or '.' "
+            "(e.g. data, data_white, data_black)"
+        )
+    return str(value)
+
+
+def check_nonneg_int(value: object, name: str, minimum: int = 0) -> int:
+    """An integer >= ``minimum`` (numeric text accepted)."""
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise ClientError(f"{name} {value!r} is not an integer") from None
+    if number < minimum:
+        raise ClientError(f"{name} {value!r} must be >= {minimum}")
+    return number
+
+
+def port_of(address: str) -> int:
+    """The port of ``http://HOST:PORT``."""
+    port = urlsplit(address).port
+    if port is None:
+        raise ClientError(f"{address!r} has no port; write it as http://HOST:PORT")
+    return port
+
+
+def with_file_number(output_file: str, n_frames: int, max_frames_per_file: int) -> str:
+    """Insert ``_%03d`` before ``.h5`` when the run rolls over and no placeholder is there."""
+    rolls_over = 0 < max_frames_per_file <= n_frames
+    if rolls_over and output_file.endswith(".h5") and not _PLACEHOLDER.search(output_file):
+        return output_file[:-3] + "_%03d.h5"
+    return output_file
