@@ -37,8 +37,22 @@ class WriterConfig(BaseModel):
     """Seconds between flushes: what a crash can lose at most."""
     user_id: int = -1
     """The user id recorded in the statistics (the writer does not switch users)."""
+    layout: str = "tomcat"
+    """The file layout: a built-in name (tomcat, nxtomo) or a layout file (YAML or JSON)."""
 
     @field_validator("dataset_name")
     @classmethod
     def _dataset_name(cls, value: str) -> str:
         return validate_dataset_name(value)
+
+    @field_validator("layout")
+    @classmethod
+    def _layout(cls, value: str) -> str:
+        from pco_writer.errors import ConfigError, LayoutError
+        from pco_writer.layouts import load_layout
+
+        try:
+            load_layout(value)
+        except LayoutError as exc:
+            raise ConfigError(str(exc)) from None
+        return value
