@@ -4,6 +4,8 @@ Lifecycle (``status``)::
 
     created --start()--> receiving --(n_frames reached | stop() | idle)--> writing
     writing --(buffer drained, file closed)--> finished
+    writing --(a required layout parameter missing)--> waiting for parameters
+    waiting for parameters --(it arrives | stop() | kill())--> finished
     any --(write failed)--> error          any --kill()--> finished (end_reason "killed")
 
 ``finished`` is reported only after the file is closed and the statistics are final.
@@ -18,8 +20,10 @@ from collections.abc import Callable
 from typing import Any
 
 from pco_writer.buffer import FrameBuffer
-from pco_writer.errors import ConfigError, PcoWriterError, StateError
+from pco_writer.errors import PcoWriterError, StateError
 from pco_writer.h5 import H5Sink, OutputFiles
+from pco_writer.h5._layout_file import H5Layout
+from pco_writer.layouts import ParameterSet, load_layout
 from pco_writer.receiver import Receiver, ReceiverSettings
 from pco_writer.sequence import FrameSequence
 from pco_writer.statistics import AcquisitionStats
@@ -58,7 +62,10 @@ class Writer:
         self.config = config
         self.error = ""
         self._status = WriterStatus.CREATED
-        self._parameters: dict[str, Any] = {}
+        self.layout = load_layout(config.layout)
+        self.parameter_set = ParameterSet(self.layout.parameters)
+        self.missing_parameters: list[str] = []
+        self._give_up_waiting = threading.Event()
         self._killed = threading.Event()
         self._done = threading.Event()
         self._done_callbacks: list[Callable[[Writer], None]] = [on_done] if on_done else []
@@ -73,7 +80,10 @@ class Writer:
             output_file=str(self.files.path(1)),
             user_id=config.user_id,
         )
-        self.sink = H5Sink(self.files, config.dataset_name, self.sequence, config.flush_interval)
+        self.sink = H5Sink(
+            self.files, config.dataset_name, self.sequence, config.flush_interval,
+            layout=H5Layout(self.layout, self.parameter_set),
+        )  # fmt: skip
         settings = ReceiverSettings(config.connect, idle_timeout=config.idle_timeout)
         self.receiver = Receiver(settings, self.buffer, self.sequence, self.stats)
         self._thread = threading.Thread(target=self._run, name="h5-writer")
@@ -108,11 +118,17 @@ class Writer:
         )  # fmt: skip
 
     def stop(self) -> None:
-        """Stop receiving; what is buffered is still written, then the file is closed."""
+        """Stop receiving; what is buffered is still written, then the file is closed.
+
+        While waiting for parameters: stop waiting and write the file without them.
+        """
+        if self._status is WriterStatus.WAITING_FOR_PARAMETERS:
+            self._give_up_waiting.set()
         self.receiver.stop()
 
     def kill(self) -> None:
         """Stop now: drop what is not yet written and close the file cleanly."""
+        self._give_up_waiting.set()
         self._killed.set()
         self.receiver.stop()
         self.stats.n_dropped_frames += self.buffer.clear()
@@ -130,8 +146,8 @@ class Writer:
         self._done_callbacks.append(callback)
 
     def parameters(self) -> dict[str, Any]:
-        """The values of the layout's parameters (the ``tomcat`` layout has none)."""
-        return dict(self._parameters)
+        """The layout's parameter values: those set, else defaults (``tomcat`` has none)."""
+        return self.parameter_set.effective()
 
     def set_parameters(self, values: dict[str, Any]) -> None:
         """Set layout parameters.
@@ -139,17 +155,11 @@ class Writer:
         Raises:
             ConfigError: a name the layout does not have, or a value of the wrong type.
         """
-        unknown = sorted(set(values) - set(self.parameter_types()))
-        if unknown:
-            raise ConfigError(
-                f"unknown parameter(s) {', '.join(unknown)}; this layout takes "
-                f"{', '.join(self.parameter_types()) or 'no parameters'}"
-            )
-        self._parameters.update(values)
+        self.parameter_set.set(values)
 
     def parameter_types(self) -> dict[str, str]:
         """The layout's parameters and their NeXus types (NX_CHAR, NX_FLOAT...)."""
-        return {}
+        return self.parameter_set.types()
 
     def statistics(self) -> dict[str, Any]:
         """The statistics so far, with the status."""
@@ -158,6 +168,10 @@ class Writer:
         snap["error"] = self.error
         snap["buffer_used_bytes"] = self.buffer.stats.used_bytes
         snap["buffer_peak_bytes"] = self.buffer.stats.peak_bytes
+        snap["layout"] = self.layout.name
+        done = self._done.is_set()
+        missing = self.missing_parameters if done else self.parameter_set.missing_required()
+        snap["missing_parameters"] = list(missing)
         return snap
 
     def _run(self) -> None:
@@ -193,6 +207,7 @@ class Writer:
         self.receiver.join(5.0)
         if self.receiver.error and not self.error:
             self.error = self.receiver.error
+        self._wait_for_parameters()
         reason = self._end_reason()
         try:
             self.sink.close(reason)
@@ -210,6 +225,22 @@ class Writer:
             except Exception:  # noqa: BLE001 - a reporting failure must not hide the end
                 log.exception("done callback %r failed", callback)
         self._done.set()
+
+    def _wait_for_parameters(self) -> None:
+        """Hold the file open until required parameters arrive, or stop()/kill() again."""
+        missing = self.parameter_set.missing_required()
+        if missing and not self.error and not self._killed.is_set():
+            self._status = WriterStatus.WAITING_FOR_PARAMETERS
+            log.warning(
+                "frames done; waiting for parameter(s) %s (stop again to write without them)",
+                ", ".join(missing),
+            )
+            while missing and not self._give_up_waiting.is_set():
+                self.parameter_set.wait_changed(_GET_WAIT_S)
+                missing = self.parameter_set.missing_required()
+        self.missing_parameters = self.parameter_set.missing_required()
+        if self.missing_parameters:
+            log.warning("writing without parameter(s) %s", ", ".join(self.missing_parameters))
 
     def _end_reason(self) -> str:
         if self.error:
