@@ -43,10 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extra_commands() -> list[Callable[[Any], None]]:
-    """Sub-commands of the control plane, registered by their own modules."""
+    """Sub-commands of the control plane and of layouts, registered by their own modules."""
     from pco_writer import cli_control
+    from pco_writer.layouts import _cli as cli_layout
 
-    return cli_control.COMMANDS
+    return [*cli_control.COMMANDS, *cli_layout.COMMANDS]
 
 
 def _add_write(commands: Any) -> None:
@@ -61,6 +62,7 @@ def _add_write(commands: Any) -> None:
     p.add_argument("--idle-timeout", type=float, default=0.0, help="seconds; 0 = wait for ever")
     p.add_argument("--flush-interval", type=float, default=1.0, help="seconds between flushes")
     p.add_argument("--user-id", type=int, default=-1, help="recorded in the statistics")
+    p.add_argument("--layout", default="tomcat", help="tomcat, nxtomo or a layout file (YAML/JSON)")
     p.add_argument("--rest-port", type=int, default=0, help="serve the writer REST API here")
     p.add_argument("--rest-host", default="127.0.0.1", help="address of the writer REST API")
     p.add_argument("--control-url", default="", help="control server to report the end to")
@@ -105,7 +107,7 @@ def _run_write(args: argparse.Namespace) -> int:
 def _write_settings(args: argparse.Namespace) -> dict[str, Any]:
     keys = (
         "connect", "output", "n_frames", "dataset_name", "max_frames_per_file", "buffer_bytes",
-        "max_frame_gap", "idle_timeout", "flush_interval", "user_id",
+        "max_frame_gap", "idle_timeout", "flush_interval", "user_id", "layout",
     )  # fmt: skip
     return {key: getattr(args, key) for key in keys}
 
