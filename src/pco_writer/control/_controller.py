@@ -275,12 +275,14 @@ class Controller:
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop every writer (they write what they have), then release the HTTP client."""
-        for run in list(self._runs.values()):
-            if run.alive:
-                log.info("stopping writer pid=%d port=%d", run.pid, run.port)
-                run.terminate(timeout)
-        self._http.close()
-        logging.getLogger("pco_writer.control").removeHandler(self.logs)
+        try:
+            for run in list(self._runs.values()):
+                if run.alive:
+                    log.info("stopping writer pid=%d port=%d", run.pid, run.port)
+                    run.terminate(timeout)
+        finally:
+            self._http.close()
+            logging.getLogger("pco_writer.control").removeHandler(self.logs)
 
 
 def _summary(stats: dict[str, Any]) -> str:

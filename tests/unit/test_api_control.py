@@ -1,0 +1,273 @@
+"""The control server's API and rules, in-process (no writer is spawned here)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from pco_writer.api import ServerThread
+from pco_writer.api import build_app as build_writer_app
+from pco_writer.control import (
+    Controller,
+    build_app,
+    load_config,
+    parse_start_request,
+    resolve_output,
+)
+from pco_writer.errors import ConfigError
+
+
+def pco_rclient_body(**changes: str) -> bytes:
+    """A start request exactly as pco_rclient 0.4 sends it: every value a string."""
+    body = {
+        "connection_address": "tcp://127.0.0.1:8080", "output_file": "scan.h5",
+        "n_frames": "100", "user_id": "503", "dataset_name": "data",
+        "max_frames_per_file": "20000", "rest_api_port": "9901", "n_modules": "1",
+        "writer_rest_port": "9555", "flask_api_address": "http://127.0.0.1:9901",
+    }  # fmt: skip
+    return json.dumps({**body, **changes}).encode()
+
+
+@pytest.fixture
+def controller(tmp_path: Path) -> Iterator[Controller]:
+    ctl = Controller(tmp_path)
+    yield ctl
+    ctl.shutdown(1.0)
+
+
+@pytest.fixture
+def api(controller: Controller) -> Iterator[httpx.Client]:
+    server = ServerThread(build_app(controller), "127.0.0.1", 0).start()
+    controller.control_url = server.url
+    try:
+        with httpx.Client(base_url=server.url, timeout=5) as client:
+            yield client
+    finally:
+        server.stop()
+
+
+def test_ack_answers_success(api: httpx.Client) -> None:
+    assert api.get("/ack").json() == {"success": True}
+
+
+def test_before_any_run_status_is_unknown_and_finished_is_not_successful(
+    api: httpx.Client,
+) -> None:
+    assert api.get("/status/9555").json() == {"success": True, "status": "unknown"}
+    assert api.get("/finished").json() == {"success": False, "status": "unknown"}
+
+
+def test_without_an_error_then_error_answers_200_success_false_and_null(api: httpx.Client) -> None:
+    answer = api.get("/error")
+    assert answer.status_code == 200
+    assert answer.json() == {"success": False, "error": None}
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"n_frames": "abc"}, "n_frames"),
+        ({"dataset_name": "a/b"}, "dataset name 'a/b' is not valid"),
+        ({"dataset_name": ""}, "dataset_name"),
+        ({"output_file": "/etc/passwd.h5"}, "outside the data root"),
+        ({"output_file": "../escape.h5"}, "outside the data root"),
+        ({"connection_address": "http://x:1"}, "connection_address"),
+        ({"max_frames_per_file": "-1"}, "max_frames_per_file"),
+        ({"output_file": "missing/dir/a.h5"}, "does not exist"),
+    ],
+)
+def test_bad_start_requests_get_success_false_with_a_message_and_spawn_nothing(
+    api: httpx.Client, controller: Controller, changes: dict[str, str], words: str
+) -> None:
+    answer = api.post("/start_pco_writer", content=pco_rclient_body(**changes))
+    assert 400 <= answer.status_code < 500
+    assert answer.json()["success"] is False
+    assert words in answer.json()["error"]
+    assert controller.runs() == []
+
+
+def test_a_symlink_out_of_the_data_root_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "link").symlink_to(outside)
+    with pytest.raises(ConfigError, match="outside the data root"):
+        resolve_output("link/a.h5", root)
+
+
+def test_an_output_below_the_root_resolves_to_an_absolute_path(tmp_path: Path) -> None:
+    (tmp_path / "scans").mkdir()
+    assert resolve_output("scans/../scans/a_%03d.h5", tmp_path) == tmp_path / "scans/a_%03d.h5"
+
+
+def test_start_request_takes_string_values_and_ignores_extra_keys() -> None:
+    request = parse_start_request(json.loads(pco_rclient_body()))
+    assert (request.n_frames, request.user_id, request.writer_port) == (100, 503, 9555)
+
+
+def test_older_clients_name_the_writer_port_rest_api_port() -> None:
+    body = json.loads(pco_rclient_body())
+    del body["writer_rest_port"]
+    assert parse_start_request(body).writer_port == 9901
+
+
+def test_a_body_that_is_not_json_gets_400(api: httpx.Client) -> None:
+    answer = api.post("/start_pco_writer", content=b"n_frames=3")
+    assert answer.status_code == 400
+    assert "not JSON" in answer.json()["error"]
+
+
+def test_a_huge_body_gets_413(api: httpx.Client) -> None:
+    assert api.post("/start_pco_writer", content=b"{" + b" " * 200_000).status_code == 413
+
+
+def test_a_non_numeric_port_in_the_path_gets_422_json(api: httpx.Client) -> None:
+    answer = api.get("/status/abc")
+    assert answer.status_code == 422
+    assert "port" in answer.json()["error"]
+
+
+def test_server_uptime_drains_a_form_body_and_answers_text(api: httpx.Client) -> None:
+    answer = api.request("GET", "/server_uptime/pco_writer-pco1", data={"key": "uptime"})
+    assert answer.json()["success"] is True
+    assert answer.json()["uptime"].startswith("up ")
+
+
+def test_server_log_returns_recent_plain_structured_lines(
+    api: httpx.Client, controller: Controller
+) -> None:
+    api.post("/start_pco_writer", content=pco_rclient_body(n_frames="abc"))
+    import logging
+
+    logging.getLogger("pco_writer.control.test").info("hello from the test")
+    log = api.get("/server_log/pco_writer-pco1").json()["log"]
+    assert 'level=INFO logger=pco_writer.control.test msg="hello from the test"' in log
+
+
+def test_reports_for_an_unknown_port_are_refused_with_a_message(api: httpx.Client) -> None:
+    answer = api.post("/writers/1234/finished", json={"status": "finished"})
+    assert answer.status_code == 422
+    assert "no writer run is known for port 1234" in answer.json()["error"]
+
+
+# --- status semantics, with a stand-in run and a stand-in writer API ------------------------
+
+
+@dataclass
+class StandInRun:
+    port: int
+    pid: int = 0
+    alive: bool = True
+    ready: bool = True
+    statistics: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    started_monotonic: float = 0.0
+    request: Any = None
+    output: str = ""
+
+    def record_finished(self, statistics: dict[str, Any]) -> None:
+        self.statistics = statistics
+
+    def terminate(self, timeout: float) -> None:
+        self.alive = False
+
+
+class StandInWriter:
+    status = "finished"
+    error = ""
+    done = True
+
+    def statistics(self) -> dict[str, Any]:
+        return {}
+
+    def stop(self) -> None: ...
+    def kill(self) -> None: ...
+    def parameters(self) -> dict[str, Any]:
+        return {}
+
+    def set_parameters(self, values: dict[str, Any]) -> None: ...
+    def parameter_types(self) -> dict[str, str]:
+        return {}
+
+    def add_done_callback(self, callback: Any) -> None: ...
+
+
+@pytest.fixture
+def writer_api() -> Iterator[ServerThread]:
+    server = ServerThread(build_writer_app(StandInWriter()), "127.0.0.1", 0).start()
+    yield server
+    server.stop()
+
+
+def test_a_writer_saying_finished_reads_writing_until_its_statistics_are_stored(
+    controller: Controller, writer_api: ServerThread
+) -> None:
+    run = StandInRun(writer_api.port)
+    controller._runs[run.port] = run  # type: ignore[assignment]
+    assert controller.status(run.port)["status"] == "writing"
+    controller.record_finished(run.port, {"status": "finished", "n_written_frames": 5})
+    answer = controller.status(run.port)
+    assert answer == {"status": "finished", "n_written_frames": 5, "success": True}
+
+
+def test_a_dead_writer_without_statistics_reads_error_with_its_message(
+    controller: Controller,
+) -> None:
+    run = StandInRun(1, alive=False, error={"error": "killed by signal 9", "error_time": "t"})
+    controller._runs[1] = run  # type: ignore[assignment]
+    answer = controller.status(1)
+    assert answer["status"] == "error"
+    assert answer["error"] == "killed by signal 9"
+
+
+# --- configuration -----------------------------------------------------------------------
+
+
+def write_config(path: Path, cameras: list[dict[str, Any]]) -> Path:
+    path.write_text(json.dumps({"cameras": cameras}))
+    return path
+
+
+def camera(name: str = "pco1", **changes: Any) -> dict[str, Any]:
+    entry = {"name": name, "connection_address": "tcp://10.0.0.1:8080", "control_port": 9901,
+             "writer_port": 9555, "data_root": "/data"}  # fmt: skip
+    return {**entry, **changes}
+
+
+def test_a_valid_config_loads(tmp_path: Path) -> None:
+    path = write_config(tmp_path / "c.json", [camera()])
+    assert load_config(path).cameras[0].writer_port == 9555
+
+
+def test_a_yaml_config_loads(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "cameras:\n  - {name: pco2, connection_address: 'tcp://h:8081', control_port: 9902,\n"
+        "     writer_port: 9556, data_root: /data}\n"
+    )
+    assert load_config(path).cameras[0].name == "pco2"
+
+
+@pytest.mark.parametrize(
+    ("cameras", "words"),
+    [
+        ([camera(writer_port="x")], "cameras.0.writer_port"),
+        ([camera(colour="red")], "cameras.0.colour"),
+        ([camera(connection_address="h:1")], "cameras.0.connection_address"),
+        ([camera(), camera("pco2", control_port=9902)], "writer_port must be unique"),
+        ([], "cameras"),
+    ],
+)
+def test_config_errors_name_the_field(
+    tmp_path: Path, cameras: list[dict[str, Any]], words: str
+) -> None:
+    path = write_config(tmp_path / "c.json", cameras)
+    with pytest.raises(ConfigError, match=words.replace(".", r"\.")):
+        load_config(path)

@@ -1,0 +1,252 @@
+"""The writer REST API, in-process over a fake writer, plus serving and reporting over sockets."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI, Request
+
+from pco_writer.api import EndReporter, ServerThread, build_app, serve_writer
+from pco_writer.errors import ConfigError
+
+STATS_KEYS_INT = ("n_written_frames", "n_frames", "n_received_frames", "user_id",
+                  "first_frame_id", "n_lost_frames")  # fmt: skip
+
+
+class FakeWriter:
+    """Just the state the API reads and the commands it gives."""
+
+    def __init__(self, types: dict[str, str] | None = None) -> None:
+        self.status = "receiving"
+        self.error = ""
+        self.calls: list[str] = []
+        self.values: dict[str, Any] = {}
+        self.types = types or {}
+        self.callbacks: list[Callable[[Any], None]] = []
+        self.done = False
+
+    def statistics(self) -> dict[str, Any]:
+        return {
+            "n_frames": 10, "n_received_frames": 4, "n_written_frames": 3, "n_lost_frames": 0,
+            "first_frame_id": 7, "user_id": 503, "start_time": "t0", "end_time": "",
+            "receiving_rate": 12.5, "writing_rate": 10.0, "duration_sec": 0.4,
+            "output_file": "/d/a.h5", "dataset_name": "data", "status": self.status,
+            "error": self.error,
+        }  # fmt: skip
+
+    def stop(self) -> None:
+        self.calls.append("stop")
+
+    def kill(self) -> None:
+        self.calls.append("kill")
+
+    def parameters(self) -> dict[str, Any]:
+        return dict(self.values)
+
+    def set_parameters(self, values: dict[str, Any]) -> None:
+        unknown = set(values) - set(self.types)
+        if unknown:
+            raise ConfigError(f"unknown parameter(s) {', '.join(sorted(unknown))}")
+        self.values.update(values)
+
+    def parameter_types(self) -> dict[str, str]:
+        return dict(self.types)
+
+    def add_done_callback(self, callback: Callable[[Any], None]) -> None:
+        self.callbacks.append(callback)
+
+    def finish(self, status: str = "finished", error: str = "") -> None:
+        self.status, self.error, self.done = status, error, True
+        for callback in self.callbacks:
+            callback(self)
+
+
+@pytest.fixture
+def writer() -> FakeWriter:
+    return FakeWriter({"energy": "NX_FLOAT", "sample": "NX_CHAR", "count": "NX_UINT"})
+
+
+@pytest.fixture
+def api(writer: FakeWriter) -> Iterator[httpx.Client]:
+    """The API on uvicorn at a free port (starlette's TestClient is deprecated with httpx)."""
+    server = ServerThread(build_app(writer), "127.0.0.1", 0).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=5) as client:
+            yield client
+    finally:
+        server.stop()
+
+
+def test_status_answers_the_writer_status_in_the_pco_rclient_shape(
+    api: httpx.Client, writer: FakeWriter
+) -> None:
+    writer.status = "writing"
+    assert api.get("/status").json() == {"success": True, "status": "writing", "value": "Ok"}
+
+
+def test_when_the_writer_failed_then_status_carries_the_error(
+    api: httpx.Client, writer: FakeWriter
+) -> None:
+    writer.status, writer.error = "error", "disk full"
+    assert api.get("/status").json()["error"] == "disk full"
+
+
+def test_statistics_are_real_json_numbers_without_nulls(api: httpx.Client) -> None:
+    stats = api.get("/statistics").json()
+    assert stats["success"] is True
+    assert all(type(stats[key]) is int for key in STATS_KEYS_INT)
+    assert isinstance(stats["writing_rate"], float)
+    assert None not in stats.values()
+
+
+def test_stop_stops_the_writer_and_answers_its_status(
+    api: httpx.Client, writer: FakeWriter
+) -> None:
+    answer = api.get("/stop").json()
+    assert writer.calls == ["stop"]
+    assert answer["success"] is True and answer["status"] == "receiving"
+
+
+def test_kill_kills_the_writer_and_answers_killed(api: httpx.Client, writer: FakeWriter) -> None:
+    assert api.get("/kill").json()["status"] == "killed"
+    assert writer.calls == ["kill"]
+
+
+def test_parameters_are_set_and_read_back_with_their_types(api: httpx.Client) -> None:
+    answer = api.post("/parameters", json={"energy": 21.5, "sample": "wood"})
+    assert answer.status_code == 200
+    got = api.get("/parameters").json()
+    assert got["parameters"] == {"energy": 21.5, "sample": "wood"}
+    assert got["types"]["energy"] == "NX_FLOAT"
+
+
+def test_unknown_parameter_is_refused_with_422_and_the_writer_message(api: httpx.Client) -> None:
+    answer = api.post("/parameters", json={"colour": "red"})
+    assert answer.status_code == 422
+    assert "unknown parameter(s) colour" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("values", "words"),
+    [({"energy": "high"}, "NX_FLOAT"), ({"sample": 3}, "NX_CHAR"), ({"energy": True}, "NX_FLOAT"),
+     ({"count": -1}, "too small")],
+)  # fmt: skip
+def test_wrong_parameter_type_is_refused_with_422(
+    api: httpx.Client, writer: FakeWriter, values: dict[str, Any], words: str
+) -> None:
+    answer = api.post("/parameters", json=values)
+    assert answer.status_code == 422
+    assert words in answer.json()["error"]
+    assert writer.values == {}
+
+
+def test_malformed_body_gets_400_json_not_a_traceback(api: httpx.Client) -> None:
+    answer = api.post("/parameters", content=b"{not json")
+    assert answer.status_code == 400
+    assert answer.json()["success"] is False
+    assert "not JSON" in answer.json()["detail"]
+
+
+def test_body_over_the_limit_gets_413(api: httpx.Client) -> None:
+    answer = api.post("/parameters", content=b"x" * 100_000)
+    assert answer.status_code == 413
+
+
+def test_openapi_docs_are_served(api: httpx.Client) -> None:
+    assert api.get("/docs").status_code == 200
+    assert "/statistics" in api.get("/openapi.json").json()["paths"]
+
+
+def test_unknown_route_gets_404_json(api: httpx.Client) -> None:
+    answer = api.get("/nope")
+    assert answer.status_code == 404
+    assert answer.json()["success"] is False
+
+
+# --- over real sockets ---------------------------------------------------------------------
+
+
+class ControlStub:
+    """A control server that records what writers report."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[str, dict[str, Any]]] = []
+        self.received = threading.Event()
+        app = FastAPI()
+
+        @app.post("/w/{route}")
+        async def report(route: str, request: Request) -> dict[str, Any]:
+            self.reports.append((route, await request.json()))
+            self.received.set()
+            return {"success": True}
+
+        self.server = ServerThread(app, "127.0.0.1", 0).start()
+
+
+@pytest.fixture
+def control() -> Iterator[ControlStub]:
+    stub = ControlStub()
+    yield stub
+    stub.server.stop()
+
+
+def test_serve_writer_answers_on_a_real_port_and_shuts_down_bounded(writer: FakeWriter) -> None:
+    service = serve_writer(writer, "127.0.0.1", 0, linger=0.2)
+    try:
+        answer = httpx.get(f"{service.url}/status", timeout=2).json()
+        assert answer["status"] == "receiving"
+    finally:
+        t0 = time.monotonic()
+        service()
+    assert time.monotonic() - t0 < 4
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{service.port}/status", timeout=1)
+
+
+def test_when_done_then_the_last_run_statistics_are_posted_to_finished(
+    writer: FakeWriter, control: ControlStub
+) -> None:
+    service = serve_writer(writer, "127.0.0.1", None, f"{control.server.url}/w")
+    writer.finish()
+    service()
+    assert [route for route, _ in control.reports] == ["finished"]
+    assert control.reports[0][1]["status"] == "finished"
+    assert control.reports[0][1]["n_written_frames"] == 3
+
+
+def test_when_failed_then_the_error_is_posted_then_the_statistics(
+    writer: FakeWriter, control: ControlStub
+) -> None:
+    serve_writer(writer, "127.0.0.1", None, f"{control.server.url}/w")
+    writer.finish("error", "disk full")
+    routes = [route for route, _ in control.reports]
+    assert routes == ["error", "finished"]
+    assert control.reports[0][1]["error"] == "disk full"
+    assert control.reports[0][1]["error_time"]
+
+
+def test_reporter_never_raises_when_the_control_server_is_away(writer: FakeWriter) -> None:
+    reporter = EndReporter("http://127.0.0.1:9/nowhere")
+    writer.status = "finished"
+    reporter(writer)  # must not raise
+    assert reporter.sent
+
+
+def test_reporter_sends_once(writer: FakeWriter, control: ControlStub) -> None:
+    reporter = EndReporter(f"{control.server.url}/w")
+    reporter(writer)
+    reporter(writer)
+    assert len(control.reports) == 1
+
+
+def test_writer_already_done_when_served_is_still_reported(
+    writer: FakeWriter, control: ControlStub
+) -> None:
+    writer.status, writer.done = "finished", True
+    serve_writer(writer, "127.0.0.1", None, f"{control.server.url}/w")
+    assert control.received.is_set()
