@@ -268,7 +268,7 @@ class LayoutFile:
                     group.attrs["NX_class"] = node.NX_class
             elif isinstance(node, Link):
                 if f.get(path, getlink=True) is None:
-                    f[path] = h5py.SoftLink(node.link)
+                    f[path] = h5py.SoftLink(self._resolve(node.link))
             elif node.frames is not None:
                 self._create_frames(path, header)
             elif node.is_per_frame:
@@ -357,8 +357,9 @@ class LayoutFile:
         """NeXus: the original of a link carries ``@target``, its own path."""
         assert self._file is not None
         for _, node in self._nodes():
-            if isinstance(node, Link) and node.link in self._file:
-                self._file[node.link].attrs["target"] = node.link
+            target = self._resolve(node.link) if isinstance(node, Link) else ""
+            if target and target in self._file:
+                self._file[target].attrs["target"] = target
 
     def _value_dtype(self, node: Source) -> str | None:
         if node.dtype:
@@ -376,8 +377,10 @@ class LayoutFile:
     # -- the tree --------------------------------------------------------------------------
 
     def _nodes(self) -> list[tuple[str, Any]]:
-        name = self._facts.dataset_name
-        return [(p.replace("{dataset_name}", name), n) for p, n in self._layout.walk()]
+        return [(self._resolve(p), n) for p, n in self._layout.walk()]
+
+    def _resolve(self, template: str) -> str:
+        return template.replace("{dataset_name}", self._facts.dataset_name)
 
     def _layout_node(self, path: str) -> Any:
         return dict(self._nodes()).get(path)

@@ -109,7 +109,7 @@ def _writer(src: Source, env: Env) -> Any:
     if name == "missing_frame_ids":
         return np.asarray(f.missing_frame_ids, np.uint64)
     if name == "origin":
-        return env.origins.get(src.of or "", "")
+        return env.origins.get((src.of or "").replace("{dataset_name}", f.dataset_name), "")
     numbers = {
         "first_index": f.first_index, "first_frame_id": f.first_frame_id, "offset": f.offset,
         "frame_count": f.n_written, "n_frames_requested": f.n_requested,

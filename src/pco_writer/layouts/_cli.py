@@ -50,7 +50,8 @@ def _show(args: argparse.Namespace) -> int:
     if layout.parameters:
         print("\n# parameters (REST /parameters):")
     for name, p in layout.parameters.items():
-        flags = "required" if p.required else f"default {p.default!r}"
+        flags = "required" if p.required else "optional"
+        flags += f", default {p.default!r}" if p.default is not None else ""
         units = f" [{p.units}]" if p.units else ""
         print(f"#   {name}: {p.type}{units}, {flags}. {p.doc}".rstrip())
     return EXIT_OK

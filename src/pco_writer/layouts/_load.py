@@ -167,6 +167,9 @@ def _describe(err: Any, model: type[BaseModel], path: str) -> str:
     if kind == "missing":
         return f"{where}: {key} is missing"
     got = err.get("input")
+    if kind == "model_type":
+        example = "{value: 0} or {parameter: name}"
+        return f"{where}: {key}: expected a mapping such as {example} (got {got!r})"
     return f"{where}: {key + ': ' if key else ''}{err['msg']} (got {got!r})"
 
 
