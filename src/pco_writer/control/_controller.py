@@ -27,6 +27,7 @@ __all__ = ["Controller", "WriterStartError"]
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.05
+_EXIT_GRACE_S = 5.0  # a finished writer keeps its API up ~1 s so that pollers see the end
 _WRITER_TIMEOUT = httpx.Timeout(1.0, connect=0.5)
 
 
@@ -108,6 +109,7 @@ class Controller:
         return camera.writer_port, camera.data_root
 
     def _spawn(self, request: StartRequest, output: Path, port: int) -> WriterRun:
+        self._let_finished_runs_exit(request, port)
         with self._lock:
             for run in self._runs.values():
                 if run.alive and (run.port == port or self._same_camera(run, request)):
@@ -123,6 +125,14 @@ class Controller:
             run = WriterRun(port, request, output, argv)
             self._runs[port] = run
             return run
+
+    def _let_finished_runs_exit(self, request: StartRequest, port: int) -> None:
+        """A run whose statistics are stored is over, but its process may still be exiting."""
+        for run in list(self._runs.values()):
+            mine = run.port == port or self._same_camera(run, request)
+            if mine and run.alive and run.statistics is not None and not run.wait(_EXIT_GRACE_S):
+                log.warning("writer pid=%d finished but did not exit; terminating it", run.pid)
+                run.terminate(2.0)
 
     @staticmethod
     def _same_camera(run: WriterRun, request: StartRequest) -> bool:

@@ -136,6 +136,10 @@ class WriterRun:
         printed = self.process.stdout.read()
         code = self.process.wait()
         self._pump.join(2.0)
+        self.process.stdout.close()
+        if not self._pump.is_alive():  # a grandchild may hold the pipe; then leave it open
+            assert self.process.stderr is not None
+            self.process.stderr.close()
         with self._lock:
             self.exit_code = code
             if self.statistics is None:
