@@ -59,7 +59,7 @@ def scan(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("nxtomo") / "scan.h5"
     acquire(path, "data_black", N_DARK, angles=False)
     acquire(path, "data_white", N_FLAT, angles=False, params={"sample_name": "wood"})
-    acquire(path, "data", N_PROJ, angles=True, params={"sample_name": "wood"})
+    acquire(path, "data", N_PROJ, angles=True)  # keeps the sample name set before
     return path
 
 

@@ -152,6 +152,7 @@ class LayoutFile:
         self._dirty_from = 0
         self._header: Any = None
         self._kept: set[str] = set()
+        self._existing: set[str] = set()
 
     @property
     def is_open(self) -> bool:
@@ -231,6 +232,7 @@ class LayoutFile:
             raise DatasetExistsError(self._facts.dataset_name, str(self.path))
         self._check_frames(header)
         self._kept = {p for p, n in self._nodes() if _keeps(n) and p in f}
+        self._existing = {p for p, n in self._nodes() if isinstance(n, Dataset) and p in f}
         self._header = header
         self._facts.first_frame_id = header.frame - first.index
         self._facts.start_time = iso_now()
@@ -338,6 +340,8 @@ class LayoutFile:
 
     def _write_dataset(self, path: str, node: Dataset, env: Env) -> None:
         assert self._file is not None
+        if path in self._existing and node.parameter and node.parameter not in env.given:
+            return  # a default never replaces what an earlier acquisition set
         value = evaluate(node, env)
         if value is MISSING:
             return
