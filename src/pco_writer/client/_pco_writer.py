@@ -423,14 +423,22 @@ class PcoWriter:
     def reset(self) -> str:
         """Kill a running writer, drain the camera stream, forget the last run; the status."""
         self.kill()
-        self.flush_cam_stream(timeout=1000)
+        self.flush_cam_stream(timeout=1000, max_duration=3.0)
         self.last_run_id = 0
         self.previous_statistics = None
         self.status = "configured" if self.validate_configuration() else "unconfigured"
         return self.status
 
-    def flush_cam_stream(self, timeout: int = 500, verbose: bool = False) -> int | None:
+    def flush_cam_stream(
+        self, timeout: int = 500, verbose: bool = False, max_duration: float = 10.0
+    ) -> int | None:
         """Receive and drop what the camera sends until it is quiet for ``timeout`` ms.
+
+        Args:
+            timeout: milliseconds of quiet that end the flush.
+            verbose: print how many messages were dropped.
+            max_duration: seconds after which the flush ends anyway (a camera that keeps
+                sending is never quiet).
 
         Returns:
             The number of messages dropped, or None when a writer is running (it owns them).
@@ -439,11 +447,11 @@ class PcoWriter:
             return None
         import zmq  # only here: the rest of the client needs no ZeroMQ
 
-        n = 0
+        n, deadline = 0, time.monotonic() + max_duration
         with zmq.Context() as ctx, ctx.socket(zmq.PULL) as sock:
             sock.setsockopt(zmq.LINGER, 0)
             sock.connect(self.connection_address)
-            while sock.poll(max(timeout, 1)):
+            while time.monotonic() < deadline and sock.poll(max(timeout, 1)):
                 sock.recv_multipart(copy=False)
                 n += 1
         if verbose:
