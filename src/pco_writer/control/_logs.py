@@ -8,7 +8,7 @@ import time
 from collections import deque
 from datetime import datetime, timedelta
 
-__all__ = ["LogBuffer", "PlainFormatter", "Uptime", "setup_logging"]
+__all__ = ["LogBuffer", "PlainFormatter", "Uptime", "quiet_http_logs", "setup_logging"]
 
 
 class PlainFormatter(logging.Formatter):
@@ -66,3 +66,9 @@ def setup_logging(buffer: LogBuffer, verbose: bool = False) -> None:
     root.addHandler(stream)
     root.addHandler(buffer)
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    quiet_http_logs()
+
+
+def quiet_http_logs() -> None:
+    """httpx logs every request at INFO: status polling would flood the log."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)
