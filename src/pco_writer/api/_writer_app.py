@@ -10,9 +10,8 @@ from fastapi import FastAPI, Request
 from pco_writer import __version__
 from pco_writer.api._errors import install_error_handlers, read_json
 from pco_writer.api._serving import BodyLimit
-from pco_writer.errors import ConfigError
 
-__all__ = ["WriterLike", "build_app", "check_parameter_types"]
+__all__ = ["WriterLike", "build_app"]
 
 
 class WriterLike(Protocol):
@@ -33,39 +32,6 @@ class WriterLike(Protocol):
 
     @property
     def done(self) -> bool: ...  # noqa: D102
-
-
-_NX_TYPES: dict[str, tuple[type, ...]] = {
-    "NX_CHAR": (str,),
-    "NX_FLOAT": (int, float),
-    "NX_NUMBER": (int, float),
-    "NX_INT": (int,),
-    "NX_UINT": (int,),
-    "NX_POSINT": (int,),
-    "NX_BOOLEAN": (bool,),
-}
-
-
-def check_parameter_types(values: dict[str, Any], types: dict[str, str]) -> None:
-    """Refuse a value whose JSON type does not fit its parameter's NeXus type.
-
-    Raises:
-        ConfigError: naming the parameter, its type and the value.
-    """
-    for name, value in values.items():
-        nx_type = types.get(name)
-        allowed = _NX_TYPES.get(nx_type or "")
-        if allowed is None:
-            continue  # unknown names are the writer's to refuse
-        is_bool = isinstance(value, bool)
-        if not isinstance(value, allowed) or (is_bool and bool not in allowed):
-            raise ConfigError(
-                f"parameter {name!r} is {nx_type}; {value!r} ({type(value).__name__}) "
-                "does not fit, send a value of that type"
-            )
-        minimum = {"NX_UINT": 0, "NX_POSINT": 1}.get(nx_type or "")
-        if minimum is not None and isinstance(value, int) and value < minimum:
-            raise ConfigError(f"parameter {name!r} is {nx_type}; {value!r} is too small")
 
 
 def build_app(writer: WriterLike) -> FastAPI:
@@ -115,9 +81,7 @@ def build_app(writer: WriterLike) -> FastAPI:
     @app.post("/parameters")
     async def set_parameters(request: Request) -> dict[str, Any]:
         """Set layout parameters from a JSON object; unknown names or wrong types give 422."""
-        values = await read_json(request)
-        check_parameter_types(values, writer.parameter_types())
-        writer.set_parameters(values)
+        writer.set_parameters(await read_json(request))  # the writer checks names and types
         return {**_parameters_answer(writer), "message": "Parameters set."}
 
     return app

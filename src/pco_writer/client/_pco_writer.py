@@ -31,6 +31,7 @@ from pco_writer.errors import ClientError
 __all__ = ["AcquisitionError", "PcoWriter"]
 
 RUNNING = ("receiving", "writing")
+WAITING = "waiting for parameters"
 _POLL_S = 0.1
 _SERVER_HINT = "is `pco-writer server` running there? check flask_api_address"
 _WRITER_HINT = "is the writer running? check writer_api_address"
@@ -270,8 +271,11 @@ class PcoWriter:
         deadline = None if timeout is None else time.monotonic() + timeout
         bar = Progress(progress, int(self.n_frames), desc=str(self.dataset_name))
         try:
-            while self.is_running():
-                bar.update(self.get_statistics_writer())
+            while (status := self.get_status_writer()) in RUNNING or status == WAITING:
+                now = self.get_statistics_writer()
+                bar.update(now)
+                if status == WAITING and now is not None:
+                    bar.note_waiting(now.get("missing_parameters", []), self.writer_api_address)
                 if deadline is not None and time.monotonic() > deadline:
                     raise ClientError(f"the writer is still running after {timeout:g} s")
                 time.sleep(_POLL_S)
@@ -329,6 +333,18 @@ class PcoWriter:
                 return False
             time.sleep(0.15)
         return True
+
+    def get_parameters(self) -> dict[str, Any]:
+        """The running writer's layout parameters: ``parameters`` (values) and ``types``."""
+        return self._writer.get("/parameters")
+
+    def set_parameters(self, **values: Any) -> dict[str, Any]:
+        """Set layout parameters of the running writer, e.g. ``set_parameters(energy=21.5)``.
+
+        Raises:
+            ClientError: an unknown name or a value of the wrong type (the writer's message).
+        """
+        return self._writer.post("/parameters", values)
 
     # --- status and statistics --------------------------------------------------------------
 

@@ -21,6 +21,7 @@ class Progress:
             dynamic_ncols=True,
             leave=True,
         )
+        self._noted = False
 
     def update(self, stats: dict[str, Any] | None) -> None:
         """Show the latest statistics (None: nothing new)."""
@@ -34,6 +35,17 @@ class Progress:
             received=int(stats.get("n_received_frames", 0)),
             lost=int(stats.get("n_lost_frames", 0)),
             refresh=False,
+        )
+
+    def note_waiting(self, missing: list[str], writer_url: str) -> None:
+        """Say once that the writer waits for layout parameters, and how to give them."""
+        if self._noted or self._bar.disable:
+            return
+        self._noted = True
+        names = ", ".join(missing) or "some"
+        self._bar.write(
+            f"the writer waits for the parameter(s) {names}: set them with "
+            f"set_parameters(...) (POST {writer_url}/parameters), or stop() to write without"
         )
 
     def close(self) -> None:
