@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +16,7 @@ import httpx
 from pco_writer.client._http import JsonApi, Unreachable
 from pco_writer.client._progress import Progress
 from pco_writer.client._stats import RunStatistics
+from pco_writer.client._stream import camera_addresses, flush_stream
 from pco_writer.client._validate import (
     check_connection_address,
     check_dataset_name,
@@ -80,7 +80,9 @@ class PcoWriter:
         timeout: float = 3.0,
     ) -> None:
         if cam:
-            connection_address, flask_api_address, writer_api_address = _camera(config_file, cam)
+            connection_address, flask_api_address, writer_api_address = camera_addresses(
+                config_file, cam
+            )
         self.flask_api_address = check_rest_address(flask_api_address, "flask_api_address")
         self.writer_api_address = check_rest_address(writer_api_address, "writer_api_address")
         self.writer_port = port_of(self.writer_api_address)
@@ -461,26 +463,7 @@ class PcoWriter:
         """
         if self.is_running():
             return None
-        import zmq  # only here: the rest of the client needs no ZeroMQ
-
-        n, deadline = 0, time.monotonic() + max_duration
-        with zmq.Context() as ctx, ctx.socket(zmq.PULL) as sock:
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.connect(self.connection_address)
-            while time.monotonic() < deadline and sock.poll(max(timeout, 1)):
-                sock.recv_multipart(copy=False)
-                n += 1
+        n = flush_stream(self.connection_address, timeout, max_duration)
         if verbose:
             print(f"flushed {n} messages from {self.connection_address}")
         return n
-
-
-def _camera(config_file: str, cam: str) -> tuple[str, str, str]:
-    try:
-        cameras = json.loads(Path(config_file).expanduser().read_text())["cameras"]
-        entry = next(c for c in cameras if c.get("name") == cam)
-        return entry["connection_address"], entry["flask_api_address"], entry["writer_api_address"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ClientError(f"cannot read camera {cam!r} from {config_file!r}: {exc!r}") from None
-    except StopIteration:
-        raise ClientError(f"camera {cam!r} is not in {config_file}; check the name") from None
