@@ -118,7 +118,7 @@ def _start_services(args: argparse.Namespace, writer: Any) -> Callable[[], None]
         return None
     from pco_writer.api import serve_writer
 
-    return serve_writer(writer, args.rest_host, args.rest_port, args.control_url)
+    return serve_writer(writer, args.rest_host, args.rest_port or None, args.control_url)
 
 
 def _run_simulate(args: argparse.Namespace) -> int:

@@ -112,7 +112,7 @@ class CameraSimulator:
         """Stop sending (from another thread or a signal handler)."""
         self._stop.set()
 
-    def close(self, linger_ms: int = 2000) -> None:
+    def close(self, linger_ms: int = 30_000) -> None:
         """Close the socket, letting queued frames out for up to ``linger_ms``."""
         if self._sock is not None:
             self._sock.close(linger=linger_ms)
@@ -159,7 +159,7 @@ def replay_capture(
     messages = read_capture(folder)
     stop = stop or threading.Event()
     with zmq.Context() as ctx, ctx.socket(zmq.PUSH) as sock:
-        sock.setsockopt(zmq.LINGER, 2000)  # let the last messages out before closing
+        sock.setsockopt(zmq.LINGER, 30_000)  # let the last messages out before closing
         sock.bind(address)
         n = 0
         for header, data in messages:

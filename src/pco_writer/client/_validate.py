@@ -6,7 +6,8 @@ import os
 import re
 from urllib.parse import urlsplit
 
-from pco_writer.errors import ClientError
+from pco_writer.errors import ClientError, ConfigError
+from pco_writer.names import validate_dataset_name
 
 __all__ = [
     "check_connection_address",
@@ -21,7 +22,6 @@ __all__ = [
 _TCP = re.compile(r"^tcp://[A-Za-z0-9_.\-]+:\d{1,5}$")
 _HTTP = re.compile(r"^https?://[A-Za-z0-9_.\-]+:\d{1,5}$")
 _OUTPUT = re.compile(r"^[%./A-Za-z0-9_\-]*\.h5$")
-_DATASET = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 _PLACEHOLDER = re.compile(r"%(0?\d+)?d")
 
 
@@ -54,12 +54,11 @@ def check_output_file(value: str) -> str:
 
 def check_dataset_name(value: str) -> str:
     """One HDF5 name component: data, data_white, data_black..."""
-    if not _DATASET.match(str(value)) or value in (".", ".."):
-        raise ClientError(
-            f"dataset_name {value!r} is not valid; use letters, digits, '_', '-' or '.' "
-            "(e.g. data, data_white, data_black)"
-        )
-    return str(value)
+    try:
+        return validate_dataset_name(str(value))
+    except ConfigError as exc:
+        # the client's setting is called dataset_name: say so
+        raise ClientError(str(exc).replace("dataset name", "dataset_name", 1)) from None
 
 
 def check_nonneg_int(value: object, name: str, minimum: int = 0) -> int:

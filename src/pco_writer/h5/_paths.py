@@ -9,23 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pco_writer.errors import ConfigError
+from pco_writer.names import validate_dataset_name
 
 __all__ = ["OutputFiles", "validate_dataset_name"]
 
 log = logging.getLogger(__name__)
 
 _PLACEHOLDER = re.compile(r"%(0?\d+)?d")
-_DATASET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
-
-
-def validate_dataset_name(name: str) -> str:
-    """Check that a dataset name is a single safe HDF5 path component."""
-    if not _DATASET_NAME.match(name) or name in (".", ".."):
-        raise ConfigError(
-            f"dataset name {name!r} is not valid; use 1-128 letters, digits, '_', '-' or '.', "
-            "starting with a letter, digit or '_' (e.g. data, data_white, data_black)"
-        )
-    return name
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,184 @@
+"""Throughput benchmark: the writer against the limits of this machine, measured in one run.
+
+A simulated camera in another process sends frames as fast as the writer takes them. In the
+same run the benchmark measures what the machine allows: ZeroMQ loopback throughput of the
+same frames (same sender, a receiver that only counts) and sequential disk write with fsync of
+as many bytes as the writer writes. The last line is::
+
+    ratio=R writer_GBps=X limit_GBps=Y lost=N peak_rss_MB=M fps=F
+
+with R = X / Y and Y the smaller of the two limits. The writer's time runs from its first frame
+until the file is closed and fsync'ed, so the page cache flatters neither side.
+
+    python bench/throughput.py                      # pco.edge 2560x2160 uint16
+    python bench/throughput.py --shape 64 250       # small frames: per-frame overhead
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+from pco_writer.writer import Writer, WriterConfig
+
+GB = 1e9
+
+
+def main() -> None:
+    args = _parse()
+    frame_bytes = int(np.prod(args.shape)) * np.dtype(args.dtype).itemsize
+    n = args.frames or _default_frames(frame_bytes)
+    workdir = Path(tempfile.mkdtemp(prefix="pco-bench-", dir=args.dir))
+    try:
+        _print(f"frames: {n} x {args.shape} {args.dtype} = {n * frame_bytes / GB:.2f} GB")
+        _print("warm-up run ...")
+        _run_writer(args, max(20, n // 20), workdir / "warmup.h5")
+        (workdir / "warmup.h5").unlink()
+        _print("writer run ...")
+        writer = _run_writer(args, n, workdir / "bench.h5")
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        (workdir / "bench.h5").unlink()
+        _print("ZMQ loopback limit ...")
+        zmq_gbps = _zmq_limit(args, min(n, max(20, int(4 * GB // frame_bytes))), frame_bytes)
+        _print("disk limit ...")
+        disk_gbps = _disk_limit(workdir / "disk.bin", n * frame_bytes, frame_bytes)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    limit = min(zmq_gbps, disk_gbps)
+    _print(f"zmq_GBps={zmq_gbps:.3f} disk_GBps={disk_gbps:.3f} "
+           f"buffer_peak_MB={writer['buffer_peak_bytes'] / 1e6:.0f}")  # fmt: skip
+    print(
+        f"ratio={writer['GBps'] / limit:.3f} writer_GBps={writer['GBps']:.3f} "
+        f"limit_GBps={limit:.3f} lost={writer['lost']} peak_rss_MB={peak_rss_mb:.0f} "
+        f"fps={writer['fps']:.0f}",
+        flush=True,
+    )
+
+
+def _parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--shape", type=int, nargs="+", default=[2160, 2560])
+    p.add_argument("--dtype", default="uint16")
+    p.add_argument("--frames", type=int, default=0, help="default: ~8 GB or 150k frames")
+    p.add_argument("--buffer-bytes", type=int, default=1 << 30)
+    p.add_argument("--dir", default=None, help="where to write (default: the temp folder)")
+    p.add_argument("--port", type=int, default=0, help="loopback port (default: a free one)")
+    return p.parse_args()
+
+
+def _default_frames(frame_bytes: int) -> int:
+    return int(min(8 * GB // frame_bytes, 150_000))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start_sender(args: argparse.Namespace, frames: int) -> tuple[subprocess.Popen[bytes], str]:
+    port = args.port or _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    cmd = [
+        sys.executable, "-m", "pco_writer.cli", "simulate", "--bind", address,
+        "--shape", *map(str, args.shape), "--dtype", args.dtype, "--frames", str(frames),
+        "--start-frame", "1000",
+    ]  # fmt: skip
+    return subprocess.Popen(cmd, stderr=subprocess.DEVNULL), address
+
+
+def _run_writer(args: argparse.Namespace, frames: int, path: Path) -> dict[str, float]:
+    sender, address = _start_sender(args, frames)
+    try:
+        config = WriterConfig(
+            connect=address, output=str(path), n_frames=frames, buffer_bytes=args.buffer_bytes
+        )
+        writer = Writer(config)
+        writer.start()
+        if not writer.wait(600):
+            writer.kill()
+            raise SystemExit("writer did not finish within 600 s")
+        _fsync(path)
+        t_end = time.monotonic()
+    finally:
+        sender.wait(30)
+    stats = writer.statistics()
+    elapsed = t_end - writer.stats._t_first
+    written = stats["n_written_frames"]
+    frame_bytes = int(np.prod(args.shape)) * np.dtype(args.dtype).itemsize
+    return {
+        "GBps": written * frame_bytes / elapsed / GB,
+        "fps": written / elapsed,
+        "lost": frames - written,
+        "buffer_peak_bytes": stats["buffer_peak_bytes"],
+    }
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _zmq_limit(args: argparse.Namespace, frames: int, frame_bytes: int) -> float:
+    """The same sender into a PULL socket that only counts."""
+    sender, address = _start_sender(args, frames)
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.PULL)
+    sock.setsockopt(zmq.RCVHWM, 8)
+    sock.connect(address)
+    try:
+        got, t0 = 0, 0.0
+        while got < frames:
+            if not sock.poll(30_000):
+                raise SystemExit("ZMQ limit: sender stopped sending")
+            parts = sock.recv_multipart(copy=False)
+            if got == 0:
+                t0 = time.monotonic()
+            got += 1
+            del parts
+        elapsed = time.monotonic() - t0
+    finally:
+        sock.close(linger=0)
+        ctx.term()
+        sender.wait(30)
+    return (frames - 1) * frame_bytes / elapsed / GB
+
+
+def _disk_limit(path: Path, nbytes: int, block: int) -> float:
+    """Sequential write of ``nbytes`` in frame-sized blocks, then fsync."""
+    data = np.random.default_rng(0).integers(0, 4000, block // 2, dtype=np.uint16).tobytes()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        t0 = time.monotonic()
+        written = 0
+        while written < nbytes:
+            written += os.write(fd, data)
+        os.fsync(fd)
+        elapsed = time.monotonic() - t0
+    finally:
+        os.close(fd)
+        path.unlink()
+    return written / elapsed / GB
+
+
+def _print(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()
