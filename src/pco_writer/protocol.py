@@ -73,6 +73,10 @@ def parse_header(raw: bytes | bytearray | memoryview | str) -> FrameHeader:
         obj = json.loads(bytes(raw) if isinstance(raw, memoryview) else raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError("header_not_json", f"header is not valid JSON: {exc}") from None
+    except RecursionError:  # e.g. "[[[[...": garbage must not end the receiver
+        raise ProtocolError(
+            "header_not_json", "header is not valid JSON: nested too deeply"
+        ) from None
     if not isinstance(obj, dict):
         raise ProtocolError(
             "header_not_object", f"header must be a JSON object, got {type(obj).__name__}"
@@ -135,7 +139,7 @@ def _dtype_name(obj: dict[str, Any]) -> str:
 
 def _endianness(obj: dict[str, Any]) -> str:
     value = obj.get("endianness", obj.get("endianess", "little"))
-    if value not in _BYTE_ORDER:
+    if not isinstance(value, str) or value not in _BYTE_ORDER:
         raise ProtocolError(
             "endianness", f"header field 'endianness' must be 'little' or 'big', got {value!r}"
         )
