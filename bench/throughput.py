@@ -3,7 +3,8 @@
 A simulated camera in another process sends frames as fast as the writer takes them. In the
 same run the benchmark measures what the machine allows: ZeroMQ loopback throughput of the
 same frames (same sender, a receiver that only counts) and sequential disk write with fsync of
-as many bytes as the writer writes. The last line is::
+as many bytes as the writer writes (plain, and with the writer's write-behind: the faster
+counts). The last line is::
 
     ratio=R writer_GBps=X limit_GBps=Y lost=N peak_rss_MB=M fps=F
 
@@ -29,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import zmq
 
+from pco_writer._malloc import keep_large_buffers
+from pco_writer.h5._writeback import WriteBehind
 from pco_writer.writer import Writer, WriterConfig
 
 GB = 1e9
@@ -36,13 +39,15 @@ GB = 1e9
 
 def main() -> None:
     args = _parse()
+    keep_large_buffers()  # as `pco-writer write` does
     frame_bytes = int(np.prod(args.shape)) * np.dtype(args.dtype).itemsize
     n = args.frames or _default_frames(frame_bytes)
     workdir = Path(tempfile.mkdtemp(prefix="pco-bench-", dir=args.dir))
     try:
         _print(f"frames: {n} x {args.shape} {args.dtype} = {n * frame_bytes / GB:.2f} GB")
-        _print("warm-up run ...")
-        _run_writer(args, max(20, n // 20), workdir / "warmup.h5")
+        _print("warm-up: disk and writer, untimed ...")
+        _disk_limit(workdir / "disk.bin", n * frame_bytes, frame_bytes)
+        _run_writer(args, max(20, n // 10), workdir / "warmup.h5")
         (workdir / "warmup.h5").unlink()
         _print("writer run ...")
         writer = _run_writer(args, n, workdir / "bench.h5")
@@ -160,14 +165,30 @@ def _zmq_limit(args: argparse.Namespace, frames: int, frame_bytes: int) -> float
 
 
 def _disk_limit(path: Path, nbytes: int, block: int) -> float:
-    """Sequential write of ``nbytes`` in frame-sized blocks, then fsync."""
+    """The faster of two sequential writes of ``nbytes`` in frame-sized blocks, then fsync.
+
+    One is plain buffered writing; the other hands each window to the disk at once and drops
+    it from the page cache (what the writer does), which on this VM is several times faster.
+    Taking the faster keeps the limit honest: the writer is compared with the best the disk
+    did, not with a slow way of writing.
+    """
+    plain = _timed_write(path, nbytes, block, write_behind=False)
+    behind = _timed_write(path, nbytes, block, write_behind=True)
+    _print(f"disk: plain {plain:.3f} GB/s, write-behind {behind:.3f} GB/s")
+    return max(plain, behind)
+
+
+def _timed_write(path: Path, nbytes: int, block: int, write_behind: bool) -> float:
     data = np.random.default_rng(0).integers(0, 4000, block // 2, dtype=np.uint16).tobytes()
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    behind = WriteBehind(fd) if write_behind else None
     try:
         t0 = time.monotonic()
         written = 0
         while written < nbytes:
             written += os.write(fd, data)
+            if behind is not None:
+                behind.advance()
         os.fsync(fd)
         elapsed = time.monotonic() - t0
     finally:

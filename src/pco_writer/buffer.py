@@ -1,29 +1,31 @@
-"""A bounded FIFO of received frames, measured in bytes, between the receiver and the writer.
+"""The ring buffer between the receiver and the HDF5 writer: one block of memory, in bytes.
 
-It holds the received message buffers themselves (zero-copy ``zmq.Frame`` objects), so its
-capacity bounds the memory that frames waiting for the disk can take. When it is full,
-``put`` blocks: the receiver stops reading and ZeroMQ/TCP push back on the camera. Nothing is
-ever dropped here except by an explicit ``clear`` (a kill).
+The receiver reserves room for a frame, has ZeroMQ receive the payload straight into it
+(``recv_into``: libzmq copies from its message, without the GIL), then commits the frame.
+The writer thread takes committed frames in order, writes them, and releases their room.
+The memory is allocated and mapped once, so it is bounded exactly and never faulted in
+while frames arrive (see docs/decisions/0003-ring-buffer.md for what was measured).
+
+When the ring is full, ``reserve`` waits: the receiver stops reading and ZeroMQ and TCP push
+back on the camera. Nothing is dropped here except by an explicit ``clear`` (a kill).
 """
 
 from __future__ import annotations
 
+import mmap
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from pco_writer.protocol import FrameHeader
 
-__all__ = ["Payload", "ReceivedFrame", "FrameBuffer", "BufferStats"]
+__all__ = ["BufferStats", "FrameBuffer", "ReceivedFrame", "Slot"]
 
-
-class Payload(Protocol):
-    """Anything that exposes the raw bytes of a payload (``zmq.Frame``, ``bytes``)."""
-
-    @property
-    def buffer(self) -> Any: ...  # noqa: D102
+_ALIGN = 64  # payloads start on cache-line boundaries
 
 
 @dataclass(slots=True)
@@ -33,16 +35,24 @@ class ReceivedFrame:
     Attributes:
         index: position in the acquisition: frame id minus the first frame id.
         header: the parsed Array-1.0 header.
-        data: the payload's bytes (a buffer-protocol object; never copied).
+        data: the payload bytes (a memoryview into the ring, or any buffer in tests).
         nbytes: the payload's size.
-        keepalive: the object that owns ``data`` (a ``zmq.Frame``), held until written.
+        span: the ring bytes to release once written (payload, alignment and any wrap gap).
     """
 
     index: int
     header: FrameHeader
     data: Any
     nbytes: int
-    keepalive: Any = None
+    span: int = 0
+
+
+@dataclass(slots=True)
+class Slot:
+    """Room reserved in the ring for one payload."""
+
+    view: memoryview
+    span: int
 
 
 @dataclass(slots=True)
@@ -57,23 +67,25 @@ class BufferStats:
     n_dropped: int = 0
 
 
-@dataclass
 class FrameBuffer:
-    """Bounded FIFO of :class:`ReceivedFrame`, with the capacity in bytes.
+    """A bounded FIFO of frames whose payloads live in one preallocated ring of bytes.
 
     One producer (the receiver) and one consumer (the writer thread).
+
+    Args:
+        capacity_bytes: the size of the ring; a frame larger than it cannot be buffered.
     """
 
-    capacity_bytes: int
-    _items: deque[ReceivedFrame] = field(default_factory=deque, init=False)
-    _cond: threading.Condition = field(default_factory=threading.Condition, init=False)
-    _closed: bool = field(default=False, init=False)
-    stats: BufferStats = field(init=False)
-
-    def __post_init__(self) -> None:
-        if self.capacity_bytes <= 0:
-            raise ValueError(f"buffer capacity must be > 0 bytes, got {self.capacity_bytes}")
-        self.stats = BufferStats(self.capacity_bytes)
+    def __init__(self, capacity_bytes: int) -> None:
+        if capacity_bytes <= 0:
+            raise ValueError(f"buffer capacity must be > 0 bytes, got {capacity_bytes}")
+        self.capacity_bytes = capacity_bytes
+        self.stats = BufferStats(capacity_bytes)
+        self._ring = _allocate(capacity_bytes)
+        self._head = 0  # next free byte
+        self._items: deque[ReceivedFrame] = deque()
+        self._cond = threading.Condition()
+        self._closed = False
 
     def __len__(self) -> int:
         return len(self._items)
@@ -83,46 +95,65 @@ class FrameBuffer:
         """True once :meth:`close` was called: no more frames will come."""
         return self._closed
 
-    def put(self, item: ReceivedFrame, timeout: float) -> bool:
-        """Append a frame, waiting up to ``timeout`` s for room.
+    @property
+    def drained(self) -> bool:
+        """True when closed and empty: the consumer can finish."""
+        return self._closed and not self._items
 
-        A frame larger than the whole capacity is still taken when the buffer is empty,
-        so that one oversized frame cannot block the stream forever.
+    def reserve(self, nbytes: int, timeout: float) -> Slot | None:
+        """Room for a payload of ``nbytes``, waiting up to ``timeout`` s while the ring is full.
 
         Returns:
-            False when there was no room in time (call again) or the buffer is closed.
+            The slot, or None when there was no room in time (call again) or when closed.
         """
+        if _aligned(nbytes) > self.capacity_bytes:
+            raise ValueError(
+                f"a frame of {nbytes} bytes does not fit a buffer of {self.capacity_bytes} "
+                "bytes; give the writer a larger buffer (--buffer-bytes)"
+            )
         with self._cond:
-            if not self._has_room(item.nbytes):
-                start = time.monotonic()
+            start, span = self._place(nbytes)
+            if not self._fits(span):
+                t0 = time.monotonic()
                 self.stats.n_full_waits += 1
-                self._cond.wait_for(lambda: self._has_room(item.nbytes), timeout)
-                self.stats.full_wait_seconds += time.monotonic() - start
-                if not self._has_room(item.nbytes):
-                    return False
-            if self._closed:
-                return False
-            self._items.append(item)
-            self.stats.used_bytes += item.nbytes
+                self._cond.wait_for(lambda: self._fits(span), timeout)
+                self.stats.full_wait_seconds += time.monotonic() - t0
+            if self._closed or not self._fits(span):
+                return None
+            self._head = (start + _aligned(nbytes)) % self.capacity_bytes
+            self.stats.used_bytes += span
             self.stats.peak_bytes = max(self.stats.peak_bytes, self.stats.used_bytes)
+            return Slot(self._ring[start : start + nbytes], span)
+
+    def cancel(self, slot: Slot) -> None:
+        """Give back the last reserved slot unused (its payload was not a valid frame)."""
+        with self._cond:
+            self._head = (self._head - slot.span) % self.capacity_bytes
+            self.stats.used_bytes -= slot.span
             self._cond.notify_all()
-            return True
+
+    def commit(self, frame: ReceivedFrame) -> None:
+        """Hand a received frame (whose payload is in its reserved slot) to the consumer."""
+        with self._cond:
+            self._items.append(frame)
+            self._cond.notify_all()
 
     def get_batch(self, max_items: int, timeout: float) -> list[ReceivedFrame]:
         """Take up to ``max_items`` frames, waiting up to ``timeout`` s for the first one.
 
-        Returns:
-            The frames in arrival order; empty on timeout or when closed and drained.
+        The frames' payloads stay valid until :meth:`release` is called with them.
         """
         with self._cond:
             if not self._items:
                 self._cond.wait_for(lambda: self._items or self._closed, timeout)
             n = min(max_items, len(self._items))
-            batch = [self._items.popleft() for _ in range(n)]
-            self.stats.used_bytes -= sum(f.nbytes for f in batch)
-            if batch:
-                self._cond.notify_all()
-            return batch
+            return [self._items.popleft() for _ in range(n)]
+
+    def release(self, frames: list[ReceivedFrame]) -> None:
+        """Free the ring room of frames taken with :meth:`get_batch` (after writing them)."""
+        with self._cond:
+            self.stats.used_bytes -= sum(f.span for f in frames)
+            self._cond.notify_all()
 
     def close(self) -> None:
         """Say that no more frames will come; the consumer drains what is left."""
@@ -134,19 +165,40 @@ class FrameBuffer:
         """Drop every frame not yet taken (a kill) and close. Returns how many were dropped."""
         with self._cond:
             n = len(self._items)
+            self.stats.used_bytes -= sum(f.span for f in self._items)
             self._items.clear()
-            self.stats.used_bytes = 0
             self.stats.n_dropped += n
             self._closed = True
             self._cond.notify_all()
             return n
 
-    @property
-    def drained(self) -> bool:
-        """True when closed and empty: the consumer can finish."""
-        return self._closed and not self._items
+    def _place(self, nbytes: int) -> tuple[int, int]:
+        """Where a payload goes (contiguous) and how many ring bytes that takes up."""
+        size = _aligned(nbytes)
+        tail_room = self.capacity_bytes - self._head
+        if size <= tail_room:
+            return self._head, size
+        return 0, size + tail_room  # skip the end of the ring: payloads are contiguous
 
-    def _has_room(self, nbytes: int) -> bool:
-        if self._closed or not self._items:
+    def _fits(self, span: int) -> bool:
+        if self._closed:
             return True
-        return self.stats.used_bytes + nbytes <= self.capacity_bytes
+        return self.stats.used_bytes + span <= self.capacity_bytes
+
+
+def _allocate(nbytes: int) -> memoryview:
+    """Memory whose pages are all mapped now (about 0.5 s per GiB here), not on first use.
+
+    Faulting pages in while frames arrive would slow the receiver just when a camera starts
+    streaming; on a virtual machine a first touch costs several microseconds a page.
+    """
+    populate = getattr(mmap, "MAP_POPULATE", 0)
+    try:
+        ring = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
+    except (OSError, ValueError, AttributeError):
+        return memoryview(np.empty(nbytes, np.uint8).data).cast("B")
+    return memoryview(ring)
+
+
+def _aligned(nbytes: int) -> int:
+    return -(-nbytes // _ALIGN) * _ALIGN

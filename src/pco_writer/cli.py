@@ -84,10 +84,14 @@ def _add_simulate(commands: Any) -> None:
 def _run_write(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
+    from pco_writer._malloc import keep_large_buffers
+    from pco_writer.auth import token_from_env
     from pco_writer.errors import PcoWriterError
     from pco_writer.writer import Writer, WriterConfig
 
+    keep_large_buffers()  # before libzmq's threads allocate anything
     try:
+        token = token_from_env()  # from the control server, in the environment: not shown by ps
         config = WriterConfig(**_write_settings(args))
         writer = Writer(config)
         writer.start()
@@ -95,7 +99,7 @@ def _run_write(args: argparse.Namespace) -> int:
         log.error("cannot start the acquisition: %s", exc)
         return EXIT_USAGE
     _on_signals(lambda: writer.stop(), lambda: writer.kill())
-    serve = _start_services(args, writer)
+    serve = _start_services(args, writer, token)
     while not writer.wait(0.5):
         pass
     print(json.dumps(writer.statistics(), indent=2))
@@ -112,13 +116,15 @@ def _write_settings(args: argparse.Namespace) -> dict[str, Any]:
     return {key: getattr(args, key) for key in keys}
 
 
-def _start_services(args: argparse.Namespace, writer: Any) -> Callable[[], None] | None:
+def _start_services(args: argparse.Namespace, writer: Any, token: str) -> Callable[[], None] | None:
     """Start the REST API and control reporting, when asked; returns their shutdown."""
     if not args.rest_port and not args.control_url:
         return None
     from pco_writer.api import serve_writer
 
-    return serve_writer(writer, args.rest_host, args.rest_port or None, args.control_url)
+    return serve_writer(
+        writer, args.rest_host, args.rest_port or None, args.control_url, token=token
+    )
 
 
 def _run_simulate(args: argparse.Namespace) -> int:

@@ -1,9 +1,10 @@
 """The ZeroMQ receiver thread: PULL Array-1.0 messages, validate, hand them to the buffer.
 
-Payloads are received without copying (``copy=False``) and travel to the HDF5 writer as the
-``zmq.Frame`` that owns them. A bad message is logged, counted by reason and skipped; it never
-stops the receiver. When the buffer is full the receiver simply stops reading, so ZeroMQ and
-TCP slow the camera down instead of anything being dropped.
+The JSON header is parsed first; its shape and type say how much room the payload needs, and
+the payload is received straight into that room of the ring buffer (``recv_into``). A bad
+message is logged, counted by reason and skipped; it never stops the receiver. When the
+buffer is full the receiver simply stops reading, so ZeroMQ and TCP slow the camera down
+instead of anything being dropped.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import Any
 
 import zmq
 
-from pco_writer.buffer import FrameBuffer, ReceivedFrame
+from pco_writer.buffer import FrameBuffer, ReceivedFrame, Slot
 from pco_writer.errors import ProtocolError
-from pco_writer.protocol import check_payload, parse_header
+from pco_writer.protocol import FrameHeader, check_payload, parse_header
 from pco_writer.sequence import FrameSequence
 from pco_writer.statistics import AcquisitionStats
 
@@ -104,7 +105,7 @@ class Receiver:
         idle = self.settings.idle_timeout
         while not self.stop_event.is_set():
             try:
-                parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                header_part = sock.recv(zmq.NOBLOCK)
             except zmq.Again:
                 if idle and time.monotonic() - last_message > idle:
                     log.warning("no message for %.1f s: ending the acquisition", idle)
@@ -112,40 +113,65 @@ class Receiver:
                 sock.poll(_POLL_MS)
                 continue
             last_message = time.monotonic()
-            frame = self._validate(parts)
-            if frame is not None and not self._put(frame):
+            if not self._receive_frame(sock, header_part):
                 return "stopped"
             if self.sequence.complete:
                 return "completed"
         return "stopped"
 
-    def _validate(self, parts: list[Any]) -> ReceivedFrame | None:
+    def _receive_frame(self, sock: zmq.Socket[Any], header_part: bytes) -> bool:
+        """Receive the rest of one message into the buffer. False when told to stop."""
         try:
-            if len(parts) != 2:
-                raise ProtocolError(
-                    "parts", f"message has {len(parts)} parts; Array-1.0 has 2 (header, data)"
-                )
-            header = parse_header(parts[0].bytes)
-            data = parts[1].buffer
-            check_payload(header, data.nbytes)
-            index = self.sequence.accept(header)
+            header, index = self._header(sock, header_part)
+            slot = self._reserve(header)
+            if slot is None:
+                _drain(sock)
+                return False
+            self._fill(sock, header, index, slot)
         except ProtocolError as exc:
+            _drain(sock)
             self._reject(exc)
-            return None
+        return True
+
+    def _header(self, sock: zmq.Socket[Any], header_part: bytes) -> tuple[FrameHeader, int]:
+        if not sock.getsockopt(zmq.RCVMORE):
+            raise ProtocolError("parts", "message has 1 part; Array-1.0 has 2 (header, data)")
+        header = parse_header(header_part)
+        return header, self.sequence.check(header)
+
+    def _reserve(self, header: FrameHeader) -> Slot | None:
+        try:
+            while not self.stop_event.is_set():
+                slot = self.buffer.reserve(header.nbytes, _PUT_WAIT_S)
+                if slot is not None or self.buffer.closed:
+                    return slot
+        except ValueError as exc:
+            raise ProtocolError("frame_larger_than_buffer", str(exc)) from None
+        return None
+
+    def _fill(self, sock: zmq.Socket[Any], header: FrameHeader, index: int, slot: Slot) -> None:
+        """Receive the payload into its slot; commit it, or give the slot back."""
+        try:
+            nbytes = sock.recv_into(slot.view)
+            if sock.getsockopt(zmq.RCVMORE):
+                raise ProtocolError("parts", f"frame {header.frame}: message has more than 2 parts")
+            check_payload(header, nbytes)
+        except ProtocolError:
+            self.buffer.cancel(slot)
+            raise
+        self.sequence.record(header, index)
         self.stats.count_received(self.sequence.first_frame_id)
         self.stats.n_lost_frames = self.sequence.n_lost
-        return ReceivedFrame(index, header, data, data.nbytes, parts[1])
-
-    def _put(self, frame: ReceivedFrame) -> bool:
-        while not self.stop_event.is_set():
-            if self.buffer.put(frame, _PUT_WAIT_S):
-                return True
-            if self.buffer.closed:
-                return False
-        return False
+        self.buffer.commit(ReceivedFrame(index, header, slot.view, nbytes, slot.span))
 
     def _reject(self, exc: ProtocolError) -> None:
         self.stats.count_invalid(exc.reason)
         n = self.stats.invalid_by_reason[exc.reason]
         if n <= _LOG_EVERY_REASON or n % 1000 == 0:
             log.warning("rejected message (%s, %d so far): %s", exc.reason, n, exc)
+
+
+def _drain(sock: zmq.Socket[Any]) -> None:
+    """Discard the remaining parts of the current message."""
+    while sock.getsockopt(zmq.RCVMORE):
+        sock.recv(copy=False)

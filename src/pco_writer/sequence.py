@@ -52,8 +52,8 @@ class FrameSequence:
         """Frames missing between the first and the highest index received."""
         return self.highest_index + 1 - self.n_accepted
 
-    def accept(self, header: FrameHeader) -> int:
-        """Check a frame against the acquisition and record it.
+    def check(self, header: FrameHeader) -> int:
+        """Check a frame against the acquisition, without recording it.
 
         Returns:
             The frame's index in the acquisition.
@@ -63,8 +63,7 @@ class FrameSequence:
         """
         if self.first is None:
             self._check_beyond(0)
-            self.first = header
-            return self._record(0)
+            return 0
         self._check_same_kind(header)
         index = header.frame - self.first.frame
         if index < 0:
@@ -84,7 +83,22 @@ class FrameSequence:
             raise ProtocolError(
                 "duplicate_frame_id", f"frame {header.frame} was already received; kept the first"
             )
-        return self._record(index)
+        return index
+
+    def record(self, header: FrameHeader, index: int) -> int:
+        """Record a frame that :meth:`check` accepted at ``index`` (the same header)."""
+        if self.first is None:
+            self.first = header
+        if index >= len(self._seen):
+            self._seen.extend(bytes(max(index + 1 - len(self._seen), len(self._seen))))
+        self._seen[index] = 1
+        self.highest_index = max(self.highest_index, index)
+        self.n_accepted += 1
+        return index
+
+    def accept(self, header: FrameHeader) -> int:
+        """Check a frame and record it; returns its index."""
+        return self.record(header, self.check(header))
 
     def missing_indices(self) -> npt.NDArray[np.int64]:
         """Indices in ``0 .. highest_index`` that never arrived."""
@@ -113,11 +127,3 @@ class FrameSequence:
                 "beyond_n_frames",
                 f"frame index {index} is beyond the {self.n_frames} frames requested",
             )
-
-    def _record(self, index: int) -> int:
-        if index >= len(self._seen):
-            self._seen.extend(bytes(max(index + 1 - len(self._seen), len(self._seen))))
-        self._seen[index] = 1
-        self.highest_index = max(self.highest_index, index)
-        self.n_accepted += 1
-        return index

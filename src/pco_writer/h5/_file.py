@@ -36,6 +36,10 @@ class FrameFile(Protocol):
         """Write a batch of frames that all belong to this file (created on first call)."""
         ...
 
+    def fileno(self) -> int | None:
+        """The open file's descriptor (for write-behind), None before it is created."""
+        ...
+
     def flush(self) -> None:
         """Make what was written readable after a crash."""
         ...

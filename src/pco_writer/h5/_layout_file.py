@@ -148,6 +148,7 @@ class LayoutFile:
         self._tail: tuple[int, ...] = ()
         self._columns: list[Column] = []
         self._header_columns: list[Column] = []
+        self._pending: list[tuple[int, Any]] = []
         self._seen = np.zeros(0, np.bool_)
         self._dirty_from = 0
         self._header: Any = None
@@ -170,18 +171,21 @@ class LayoutFile:
         if extent > len(self._seen):
             self._grow(extent)
         write_chunk, tail, seen = self._data.id.write_direct_chunk, self._tail, self._seen
-        columns, lowest = self._header_columns, extent
+        pending, lowest = self._pending, extent
         for f in frames:
             local = f.index - self.first_index
             write_chunk((offset + local, *tail), f.data)
-            for column in columns:
-                column.record(local, f.header)
+            pending.append((local, f.header))  # header values are stored at flush
             seen[local] = True
             lowest = min(lowest, local)
         self._dirty_from = min(self._dirty_from, lowest)
         facts.extent = max(facts.extent, extent)
         self.n_written += len(frames)
         facts.n_written = self.n_written
+
+    def fileno(self) -> int | None:
+        """The open file's descriptor (for write-behind), None before it is created."""
+        return int(self._file.id.get_vfd_handle()) if self._file is not None else None
 
     def flush(self) -> None:
         """Make everything written so far readable after a crash."""
@@ -314,6 +318,9 @@ class LayoutFile:
     def _write_rows(self, env: Env, lo: int, final: bool) -> None:
         """Write rows ``lo ..`` of every column; at the end, all rows that parameters set."""
         assert self._file is not None
+        pending, self._pending = self._pending, []
+        for column in self._header_columns:
+            column.record_many(pending)
         hi, offset = self._facts.extent, self._facts.offset
         for column in self._columns:
             pure = column.is_header and column.spec.fallback is None

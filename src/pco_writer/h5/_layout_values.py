@@ -184,13 +184,32 @@ class Column:
             chunks=(self.spec.chunk, *self.elem), **fill,
         )  # fmt: skip
 
-    def record(self, local: int, header: FrameHeader) -> None:
-        """Keep the header field of the frame at ``local`` (header columns only)."""
-        if local >= len(self.has):
-            self._grow(local + 1)
-        value = header_value(header, self.field)
-        if value is None:
+    def record_many(self, frames: list[tuple[int, FrameHeader]]) -> None:
+        """Keep the header field of many frames at once (done at flush, off the hot path)."""
+        if not frames:
             return
+        top = max(local for local, _ in frames)
+        if top >= len(self.has):
+            self._grow(top + 1)
+        pairs = [(local, header_value(h, self.field)) for local, h in frames]
+        pairs = [(local, v) for local, v in pairs if v is not None]
+        if not pairs:
+            return
+        index = np.fromiter((local for local, _ in pairs), np.int64, len(pairs))
+        try:
+            values = np.empty(len(pairs), object) if self.dtype == STRING else None
+            if values is not None:
+                values[:] = [v for _, v in pairs]
+                self.values[index] = values
+            else:
+                self.values[index] = np.asarray([v for _, v in pairs], self.dtype)
+        except (TypeError, ValueError):  # some value does not fit: one by one
+            for local, value in pairs:
+                self._record_value(local, value)
+            return
+        self.has[index] = True
+
+    def _record_value(self, local: int, value: Any) -> None:
         try:
             self.values[local] = value
         except (TypeError, ValueError):

@@ -15,6 +15,7 @@ from pco_writer.buffer import ReceivedFrame
 from pco_writer.errors import OutputError
 from pco_writer.h5._file import FileLayout, FrameFile, TomcatLayout
 from pco_writer.h5._paths import OutputFiles
+from pco_writer.h5._writeback import WriteBehind
 from pco_writer.sequence import FrameSequence
 
 __all__ = ["H5Sink"]
@@ -41,6 +42,7 @@ class H5Sink:
     layout: FileLayout = field(default_factory=TomcatLayout)
     written_paths: list[str] = field(default_factory=list)
     _current: FrameFile | None = field(default=None, init=False)
+    _writeback: WriteBehind | None = field(default=None, init=False)
     _closed_numbers: set[int] = field(default_factory=set, init=False)
     _last_flush: float = field(default_factory=time.monotonic, init=False)
 
@@ -80,6 +82,14 @@ class H5Sink:
         assert self._current is not None
         with _os_errors():
             self._current.write(frames)
+            self._write_behind()
+
+    def _write_behind(self) -> None:
+        if self._writeback is None and self._current is not None:
+            fd = self._current.fileno()
+            self._writeback = WriteBehind(fd) if fd is not None else None
+        if self._writeback is not None:
+            self._writeback.advance()
 
     def _roll_to(self, number: int, first: ReceivedFrame) -> None:
         if self._current is not None:
@@ -96,6 +106,7 @@ class H5Sink:
         current = self._current
         assert current is not None
         self._current = None
+        self._writeback = None
         self._closed_numbers.add(self._number_of(current))
         with _os_errors():
             current.close(end_reason, self._missing_ids(current))

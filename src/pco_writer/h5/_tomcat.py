@@ -120,6 +120,10 @@ class TomcatFile:
             self._meta.record(local, f.header)
         self.n_written += len(frames)
 
+    def fileno(self) -> int | None:
+        """The open file's descriptor (for write-behind), None before it is created."""
+        return int(self._file.id.get_vfd_handle()) if self._file is not None else None
+
     def flush(self) -> None:
         """Make everything written so far readable after a crash."""
         if self._file is None or self._meta is None:

@@ -189,8 +189,8 @@ class Writer:
             batch = self.buffer.get_batch(_BATCH, _GET_WAIT_S)
             if batch:
                 self.sink.write(batch)
+                self.buffer.release(batch)
                 self.stats.count_written(len(batch))
-                del batch  # release the zmq messages before waiting again
             elif self.buffer.drained:
                 return
             if self.buffer.closed and self._status is WriterStatus.RECEIVING:
