@@ -8,6 +8,7 @@ PcoWriterError
 ├── LayoutError             a layout file or node is wrong
 ├── OutputError             the HDF5 file cannot be created or written (disk full, permissions)
 ├── StateError              an operation does not fit the writer's current state
+├── AuthError               a state-changing request without the configured token
 └── ClientError             the client could not get what it asked from a server
 ```
 
@@ -59,6 +60,10 @@ class OutputError(PcoWriterError):
 
 class StateError(PcoWriterError):
     """An operation does not fit the current state of the writer."""
+
+
+class AuthError(PcoWriterError):
+    """A state-changing request came without the server's token (or with a wrong one)."""
 
 
 class ClientError(PcoWriterError):

@@ -58,7 +58,12 @@ class WriterService:
 
 
 def serve_writer(
-    writer: WriterLike, host: str, port: int | None, control_url: str = "", linger: float = LINGER_S
+    writer: WriterLike,
+    host: str,
+    port: int | None,
+    control_url: str = "",
+    linger: float = LINGER_S,
+    token: str = "",
 ) -> WriterService:
     """Serve the writer API on a daemon thread and report the end to ``control_url``.
 
@@ -68,17 +73,20 @@ def serve_writer(
         port: the port; 0 picks a free one, None serves no API (reporting only).
         control_url: where to POST ``/finished`` and ``/error``; '' for nowhere.
         linger: seconds the API keeps answering once shutdown is called.
+        token: the shared secret that state-changing routes need, and that the reports carry.
 
     Returns:
         The service; call it to shut the API down once the writer is done.
     """
     if control_url:
-        reporter = EndReporter(control_url)
+        reporter = EndReporter(control_url, token)
         writer.add_done_callback(reporter)
         if writer.done:  # finished before the callback was in place
             reporter(writer)
     server = None
     if port is not None:
-        server = ServerThread(build_app(writer), host, port, name="writer-api").start()
+        server = ServerThread(build_app(writer, token), host, port, name="writer-api").start()
         log.info("writer API at %s (OpenAPI at %s/docs)", server.url, server.url)
+        if not token:
+            log.info("no token: stop, kill and parameters are open to whoever reaches %s", host)
     return WriterService(server, linger)

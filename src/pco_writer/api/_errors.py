@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from pco_writer.errors import (
+    AuthError,
     ClientError,
     ConfigError,
     DatasetExistsError,
@@ -36,6 +37,7 @@ class BadRequestError(ConfigError):
 
 _STATUS: list[tuple[type[Exception], int]] = [
     (BadRequestError, 400),
+    (AuthError, 401),
     (DatasetExistsError, 409),
     (ConfigError, 422),
     (StateError, 409),
@@ -76,6 +78,9 @@ async def read_json(request: Request) -> dict[str, Any]:
         body = json.loads(raw or b"{}")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequestError(f"the request body is not JSON ({exc}); send a JSON object") from None
+    except RecursionError:
+        message = "the request body is JSON nested too deeply; send a flat object"
+        raise BadRequestError(message) from None
     if not isinstance(body, dict):
         raise BadRequestError(f"the request body must be a JSON object, not {type(body).__name__}")
     return body

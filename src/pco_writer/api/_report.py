@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from pco_writer.auth import TOKEN_HEADER
 from pco_writer.statistics import iso_now
 
 __all__ = ["EndReporter"]
@@ -25,10 +26,12 @@ class EndReporter:
 
     Args:
         control_url: the control server's base URL for this writer.
+        token: sent in the ``X-PCO-Writer-Token`` header when set.
     """
 
-    def __init__(self, control_url: str) -> None:
+    def __init__(self, control_url: str, token: str = "") -> None:
         self.control_url = control_url.rstrip("/")
+        self._headers = {TOKEN_HEADER: token} if token else {}
         self._sent = threading.Event()
         self._lock = threading.Lock()
 
@@ -51,7 +54,7 @@ class EndReporter:
     def _post(self, route: str, body: dict[str, Any]) -> None:
         url = f"{self.control_url}/{route}"
         try:
-            response = httpx.post(url, json=body, timeout=_TIMEOUT)
+            response = httpx.post(url, json=body, headers=self._headers, timeout=_TIMEOUT)
             response.raise_for_status()
         except httpx.HTTPError as exc:
             log.warning("could not report to %s: %s", url, exc)

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 from fastapi import FastAPI, Request
 
 from pco_writer import __version__
+from pco_writer.api._auth import token_required
 from pco_writer.api._errors import install_error_handlers, read_json
 from pco_writer.api._serving import BodyLimit
 
@@ -34,12 +35,15 @@ class WriterLike(Protocol):
     def done(self) -> bool: ...  # noqa: D102
 
 
-def build_app(writer: WriterLike) -> FastAPI:
+def build_app(writer: WriterLike, token: str = "") -> FastAPI:
     """The REST API of one writer process.
 
     Args:
         writer: the writer whose state the API reports and drives.
+        token: when set, ``/stop``, ``/kill`` and ``POST /parameters`` need it in the
+            ``X-PCO-Writer-Token`` header.
     """
+    guarded = token_required(lambda: token)
     app = FastAPI(
         title="pco-writer: writer API",
         version=__version__,
@@ -61,13 +65,13 @@ def build_app(writer: WriterLike) -> FastAPI:
         """Counters of the acquisition so far; rates in frames per second."""
         return {**writer.statistics(), "success": True}
 
-    @app.get("/stop")
+    @app.get("/stop", dependencies=guarded)
     def stop() -> dict[str, Any]:
         """Stop receiving; what is buffered is still written, then the file is closed."""
         writer.stop()
         return {"success": True, "status": str(writer.status), "value": "Ok"}
 
-    @app.get("/kill")
+    @app.get("/kill", dependencies=guarded)
     def kill() -> dict[str, Any]:
         """Stop now: drop what is not yet written, close the file cleanly, exit."""
         writer.kill()
@@ -78,7 +82,7 @@ def build_app(writer: WriterLike) -> FastAPI:
         """The layout's parameters: their values and NeXus types."""
         return _parameters_answer(writer)
 
-    @app.post("/parameters")
+    @app.post("/parameters", dependencies=guarded)
     async def set_parameters(request: Request) -> dict[str, Any]:
         """Set layout parameters from a JSON object; unknown names or wrong types give 422."""
         writer.set_parameters(await read_json(request))  # the writer checks names and types
