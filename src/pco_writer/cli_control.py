@@ -22,10 +22,21 @@ _DEFAULT_SERVER = "http://127.0.0.1:9901"
 def add_server(commands: Any) -> None:
     """``pco-writer server``: the control server that starts one writer per acquisition."""
     p = commands.add_parser("server", help="the control server that starts the writers")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     p.add_argument("--port", type=int, default=9901, help="port without --config; 0 = any")
     p.add_argument("--config", type=Path, default=None, help="cameras (YAML or JSON)")
     p.add_argument("--data-root", type=Path, default=None, help="outputs go below it (cwd)")
+    p.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        help="shared secret for state-changing routes (else $PCO_WRITER_TOKEN)",
+    )
+    p.add_argument(
+        "--allow-user-switch",
+        action="store_true",
+        help="run writers as the request's user_id (root only)",
+    )
     p.set_defaults(handler=_run_server)
 
 
@@ -36,7 +47,11 @@ def _run_server(args: argparse.Namespace) -> int:
     setup_logging(LogBuffer(1), args.verbose)
     try:
         config = load_config(args.config) if args.config else None
-        server = ControlServer(args.host, args.port, config, args.data_root).start()
+        token = _server_token(args.token_file or (config.token_file if config else None))
+        switch = args.allow_user_switch or bool(config and config.allow_user_switch)
+        server = ControlServer(
+            args.host, args.port, config, args.data_root, token=token, allow_user_switch=switch
+        ).start()
     except (ConfigError, OSError) as exc:
         log.error("cannot start the control server: %s", exc)
         return EXIT_USAGE
@@ -49,6 +64,12 @@ def _run_server(args: argparse.Namespace) -> int:
     log.info("shutting down: stopping the writers")
     server.stop()
     return EXIT_OK
+
+
+def _server_token(path: Path | None) -> str:
+    from pco_writer.auth import read_token, token_from_env
+
+    return read_token(path) if path is not None else token_from_env()
 
 
 def _add_server_flags(p: argparse.ArgumentParser) -> None:

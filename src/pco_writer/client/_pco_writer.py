@@ -8,11 +8,13 @@ Existing scripts port by changing one import::
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
 import httpx
 
+from pco_writer.auth import TOKEN_ENV, TOKEN_HEADER
 from pco_writer.client._http import JsonApi, Unreachable
 from pco_writer.client._progress import Progress
 from pco_writer.client._stats import RunStatistics
@@ -62,6 +64,8 @@ class PcoWriter:
         cam: the camera's name in ``config_file``.
         debug: accepted for compatibility; has no effect.
         timeout: seconds to wait for each answer.
+        token: the servers' shared secret, sent in the ``X-PCO-Writer-Token`` header
+            (default: ``$PCO_WRITER_TOKEN``; none when that is unset).
     """
 
     def __init__(
@@ -78,6 +82,7 @@ class PcoWriter:
         cam: str = "",
         debug: bool = False,
         timeout: float = 3.0,
+        token: str = "",
     ) -> None:
         if cam:
             connection_address, flask_api_address, writer_api_address = camera_addresses(
@@ -94,7 +99,8 @@ class PcoWriter:
         self.max_frames_per_file = max_frames_per_file
         self.last_run_id = 0
         self.previous_statistics: dict[str, Any] | None = None
-        self._http = httpx.Client(timeout=timeout)
+        token = token or os.environ.get(TOKEN_ENV, "")
+        self._http = httpx.Client(timeout=timeout, headers={TOKEN_HEADER: token} if token else {})
         self._server = JsonApi(self.flask_api_address, "control server", _SERVER_HINT, self._http)
         self._writer = JsonApi(self.writer_api_address, "writer", _WRITER_HINT, self._http)
         self.status = "configured" if self.validate_configuration() else "unconfigured"

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from pco_writer import __version__
 from pco_writer.api import BodyLimit, install_error_handlers, read_json
+from pco_writer.api._auth import token_required
 from pco_writer.control._config import CameraConfig
 from pco_writer.control._controller import Controller
 
@@ -17,6 +18,9 @@ __all__ = ["build_app"]
 
 def build_app(controller: Controller, camera: CameraConfig | None = None) -> FastAPI:
     """The control API, for one camera or (``camera=None``) for whatever the client sends.
+
+    With ``controller.token`` set, the state-changing routes (start, stop, kill, the writers'
+    reports) need it in the ``X-PCO-Writer-Token`` header; the read-only ones stay open.
 
     Args:
         controller: spawns and tracks the writers.
@@ -36,7 +40,9 @@ def build_app(controller: Controller, camera: CameraConfig | None = None) -> Fas
 def _add_acquisition_routes(
     app: FastAPI, controller: Controller, camera: CameraConfig | None
 ) -> None:
-    @app.post("/start_pco_writer")
+    guarded = token_required(lambda: controller.token)
+
+    @app.post("/start_pco_writer", dependencies=guarded)
     async def start_pco_writer(request: Request) -> dict[str, Any]:
         """Start a writer; the body is JSON (any Content-Type, values may be strings)."""
         body = await read_json(request)
@@ -53,12 +59,12 @@ def _add_acquisition_routes(
         port = camera.writer_port if camera else _latest_port(controller)
         return controller.status(port) if port else {"success": True, "status": "unknown"}
 
-    @app.get("/stop/{port}")
+    @app.get("/stop/{port}", dependencies=guarded)
     def stop(port: int) -> dict[str, Any]:
         """Stop the writer on ``port``: it writes what it has received, then finishes."""
         return controller.stop_writer(port)
 
-    @app.get("/kill/{port}")
+    @app.get("/kill/{port}", dependencies=guarded)
     def kill(port: int) -> dict[str, Any]:
         """Stop the writer on ``port`` now, dropping what it has not written."""
         return controller.kill_writer(port)
@@ -70,6 +76,8 @@ def _add_acquisition_routes(
 
 
 def _add_report_routes(app: FastAPI, controller: Controller, ports: list[int] | None) -> None:
+    guarded = token_required(lambda: controller.token)
+
     @app.get("/finished")
     def finished() -> dict[str, Any]:
         """The last run's statistics; ``success: false`` before any run."""
@@ -90,15 +98,15 @@ def _add_report_routes(app: FastAPI, controller: Controller, ports: list[int] | 
         """The last run's error of the writer on ``port``."""
         return controller.last_error([port])
 
-    @app.post("/finished")
-    @app.post("/writers/{port}/finished")
+    @app.post("/finished", dependencies=guarded)
+    @app.post("/writers/{port}/finished", dependencies=guarded)
     async def report_finished(request: Request, port: int | None = None) -> dict[str, Any]:
         """A writer reports its last-run statistics."""
         controller.record_finished(port, await read_json(request))
         return {"success": True}
 
-    @app.post("/error")
-    @app.post("/writers/{port}/error")
+    @app.post("/error", dependencies=guarded)
+    @app.post("/writers/{port}/error", dependencies=guarded)
     async def report_error(request: Request, port: int | None = None) -> dict[str, Any]:
         """A writer reports a failure: ``{"error": MSG, ...}``."""
         controller.record_error(port, await read_json(request))

@@ -40,6 +40,10 @@ class ServerConfig(BaseModel):
 
     cameras: list[CameraConfig] = Field(min_length=1)
     """The cameras; names and ports must be unique."""
+    token_file: Path | None = None
+    """A file whose first line is the shared secret of the state-changing routes."""
+    allow_user_switch: bool = False
+    """Run each writer as the request's ``user_id`` (the server must run as root)."""
 
     @model_validator(mode="after")
     def _unique(self) -> ServerConfig:

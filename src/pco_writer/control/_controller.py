@@ -6,6 +6,7 @@ A run is named by its writer's REST port, as pco_rclient names it (``/status/<po
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 
 from pco_writer.api._serving import bind_socket
+from pco_writer.auth import TOKEN_ENV, TOKEN_HEADER
 from pco_writer.control._config import CameraConfig
 from pco_writer.control._logs import LogBuffer, Uptime
 from pco_writer.control._request import StartRequest, parse_start_request, resolve_output
@@ -43,6 +45,9 @@ class Controller:
         writer_host: the address the writers' REST APIs listen on.
         python: the interpreter that runs ``pco_writer.cli write``.
         start_timeout: seconds a writer has to answer on its REST port.
+        token: the shared secret of state-changing routes ('' for none); the writers get it.
+        allow_user_switch: run a writer as the request's ``user_id`` (needs root); otherwise
+            the user id is only recorded.
     """
 
     def __init__(
@@ -51,18 +56,23 @@ class Controller:
         writer_host: str = "127.0.0.1",
         python: str = sys.executable,
         start_timeout: float = 20.0,
+        token: str = "",
+        allow_user_switch: bool = False,
     ) -> None:
         self.data_root = data_root
         self.writer_host = writer_host
         self.python = python
         self.start_timeout = start_timeout
+        self.token = token
+        self.allow_user_switch = allow_user_switch
         self.control_url = ""
         """The URL writers report to; set once the server listens."""
         self.uptime = Uptime()
         self.logs = LogBuffer()
         self._runs: dict[int, WriterRun] = {}
         self._lock = threading.Lock()
-        self._http = httpx.Client(timeout=_WRITER_TIMEOUT)
+        headers = {TOKEN_HEADER: token} if token else {}
+        self._http = httpx.Client(timeout=_WRITER_TIMEOUT, headers=headers)
         control_log = logging.getLogger("pco_writer.control")
         control_log.addHandler(self.logs)
         if control_log.getEffectiveLevel() > logging.INFO:
@@ -79,6 +89,7 @@ class Controller:
             WriterStartError: the writer exited while starting; its message says why.
         """
         request = parse_start_request(body)
+        self._check_user(request)
         port, data_root = self._placement(request, camera)
         output = resolve_output(request.output_file, data_root)
         run = self._spawn(request, output, port)
@@ -122,9 +133,47 @@ class Controller:
                 self.python, request, output, port, self.writer_host,
                 f"{self.control_url}/writers/{port}",
             )  # fmt: skip
-            run = WriterRun(port, request, output, argv)
+            run = WriterRun(
+                port, request, output, argv, self._child_env(), self._child_user(request)
+            )
             self._runs[port] = run
             return run
+
+    def _check_user(self, request: StartRequest) -> None:
+        """With user switching allowed, refuse a user id that cannot be switched to."""
+        uid = request.user_id
+        if not self.allow_user_switch or uid < 0 or uid == os.geteuid():
+            return
+        import pwd
+
+        try:
+            pwd.getpwuid(uid)
+        except KeyError:
+            raise ConfigError(
+                f"user_id {uid} is not a user on the server's host; send an existing user id"
+            ) from None
+        if os.geteuid() != 0:
+            raise ConfigError(
+                f"cannot write as user_id {uid}: the server runs as uid {os.geteuid()}, not "
+                "root; run it as root or turn allow_user_switch off"
+            )
+
+    def _child_user(self, request: StartRequest) -> int | None:
+        uid = request.user_id
+        if uid < 0 or uid == os.geteuid():
+            return None
+        if not self.allow_user_switch:
+            log.info("user_id %d is recorded only: user switching is off", uid)
+            return None
+        log.info("the writer runs as user_id %d", uid)
+        return uid
+
+    def _child_env(self) -> dict[str, str]:
+        """The server's environment, with the token (or none) for the writer's API."""
+        env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
+        if self.token:
+            env[TOKEN_ENV] = self.token
+        return env
 
     def _let_finished_runs_exit(self, request: StartRequest, port: int) -> None:
         """A run whose statistics are stored is over, but its process may still be exiting."""

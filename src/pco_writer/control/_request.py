@@ -69,17 +69,31 @@ def parse_start_request(body: dict[str, Any]) -> StartRequest:
 def resolve_output(output_file: str, data_root: Path) -> Path:
     """The output path made absolute, with symlinks and ``..`` resolved, checked below the root.
 
+    A file-number placeholder (``%03d``) may only be in the file name, so that every file of a
+    roll-over lands in the folder that was checked.
+
     Raises:
         ConfigError: the path is outside the data root, or its directory does not exist.
     """
+    if "\0" in output_file:
+        raise ConfigError(f"output_file {output_file!r} contains a NUL character; remove it")
+    if "%" in os.path.dirname(output_file):
+        raise ConfigError(
+            f"output_file {output_file!r} has a '%' in its folder; a file-number placeholder "
+            "belongs in the file name (e.g. /data/scan_%03d.h5)"
+        )
     root = data_root.expanduser().resolve()
-    path = Path(os.path.expanduser(output_file))
-    resolved = (root / path).resolve() if not path.is_absolute() else path.resolve()
+    try:
+        path = Path(os.path.expanduser(output_file))
+        resolved = (root / path).resolve() if not path.is_absolute() else path.resolve()
+        parent_is_dir = resolved.parent.is_dir()
+    except (OSError, RuntimeError) as exc:  # a name too long, a symlink loop
+        raise ConfigError(f"output_file {output_file!r} cannot be used: {exc}") from None
     if not resolved.is_relative_to(root):
         raise ConfigError(
             f"output_file {output_file!r} is outside the data root '{root}'; choose a path below it"
         )
-    if not resolved.parent.is_dir():
+    if not parent_is_dir:
         raise ConfigError(
             f"output_file {output_file!r}: the directory '{resolved.parent}' does not exist; "
             "create it first"

@@ -53,9 +53,19 @@ class WriterRun:
         request: the validated request.
         output: the resolved output path.
         argv: the command to run.
+        env: the child's environment (None: the server's).
+        user: run the child as this uid (with its primary group); None: as the server.
     """
 
-    def __init__(self, port: int, request: StartRequest, output: Path, argv: list[str]) -> None:
+    def __init__(
+        self,
+        port: int,
+        request: StartRequest,
+        output: Path,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        user: int | None = None,
+    ) -> None:
         self.port = port
         self.request = request
         self.output = output
@@ -75,6 +85,8 @@ class WriterRun:
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,  # a Ctrl-C at the server's terminal is the server's to handle
+            env=env,
+            **_as_user(user),
         )
         self._pump = threading.Thread(target=self._read_log, name=f"writer-{port}-log", daemon=True)
         self._pump.start()
@@ -150,11 +162,32 @@ class WriterRun:
         self._exited.set()
 
     def _failure_message(self, code: int) -> str:
+        if code < 0:
+            return (
+                f"the writer (pid {self.pid}) was killed by signal {_signal_name(-code)}; "
+                f"{self.output} holds the frames flushed before (about 1 s)"
+            )
         errors = [line for line in self.tail if " ERROR " in line or " CRITICAL " in line]
         if errors:
             return _strip_log_prefix(errors[-1])
         last = self.tail[-1] if self.tail else "no output"
         return f"the writer exited with code {code}: {_strip_log_prefix(last)}"
+
+
+def _as_user(uid: int | None) -> dict[str, Any]:
+    """Popen arguments that run the child as ``uid``, its primary group and no other group."""
+    if uid is None:
+        return {}
+    import pwd
+
+    return {"user": uid, "group": pwd.getpwuid(uid).pw_gid, "extra_groups": []}
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return str(signum)
 
 
 def _strip_log_prefix(line: str) -> str:

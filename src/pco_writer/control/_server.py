@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from pco_writer.api import ServerThread
+from pco_writer.auth import TOKEN_ENV, TOKEN_HEADER
 from pco_writer.control._app import build_app
 from pco_writer.control._config import ServerConfig
 from pco_writer.control._controller import Controller
@@ -14,6 +15,8 @@ from pco_writer.control._controller import Controller
 __all__ = ["ControlServer"]
 
 log = logging.getLogger(__name__)
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class ControlServer:
@@ -25,6 +28,8 @@ class ControlServer:
         config: the cameras; each is served on its own ``control_port``.
         data_root: outputs must lie below it when no camera configuration says otherwise.
         python: the interpreter for the writer processes.
+        token: the shared secret of the state-changing routes; '' for none.
+        allow_user_switch: run writers as the request's ``user_id`` (root only).
     """
 
     def __init__(
@@ -34,9 +39,14 @@ class ControlServer:
         config: ServerConfig | None = None,
         data_root: Path | None = None,
         python: str = sys.executable,
+        token: str = "",
+        allow_user_switch: bool = False,
     ) -> None:
         root = (data_root or Path.cwd()).resolve()
-        self.controller = Controller(root, writer_host=host, python=python)
+        self.controller = Controller(
+            root, writer_host=host, python=python, token=token,
+            allow_user_switch=allow_user_switch,
+        )  # fmt: skip
         self.servers: list[ServerThread] = []
         try:
             if config is None:
@@ -65,7 +75,25 @@ class ControlServer:
             server.start()
             log.info("control server listening at %s (data root %s)", server.url,
                      self.controller.data_root)  # fmt: skip
+        self._say_who_may_write()
         return self
+
+    def _say_who_may_write(self) -> None:
+        host = self.servers[0].host
+        if self.controller.token:
+            log.info("state-changing routes need the %s header", TOKEN_HEADER)
+        elif host in _LOOPBACK:
+            log.warning(
+                "no token configured: listening on %s only; anyone on this host may start, "
+                "stop and kill writers (set a token to listen on the network)", host
+            )  # fmt: skip
+        else:
+            log.warning(
+                "no token configured and listening on %s: anyone on the network may start, "
+                "stop and kill writers; set a token (--token-file or $%s)", host, TOKEN_ENV
+            )  # fmt: skip
+        if self.controller.allow_user_switch:
+            log.info("user switching is on: writers run as the request's user_id")
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the writers (they finish their files), then the listeners."""
