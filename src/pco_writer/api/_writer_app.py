@@ -82,13 +82,24 @@ def build_app(writer: WriterLike, token: str = "") -> FastAPI:
         """The layout's parameters: their values and NeXus types."""
         return _parameters_answer(writer)
 
-    @app.post("/parameters", dependencies=guarded)
+    @app.post("/parameters", dependencies=guarded, openapi_extra=_PARAMETERS_BODY)
     async def set_parameters(request: Request) -> dict[str, Any]:
         """Set layout parameters from a JSON object; unknown names or wrong types give 422."""
         writer.set_parameters(await read_json(request))  # the writer checks names and types
         return {**_parameters_answer(writer), "message": "Parameters set."}
 
     return app
+
+
+_PARAMETERS_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "object", "additionalProperties": True}}
+        },
+    }
+}
+"""The body of POST /parameters in the OpenAPI document (read by hand: any Content-Type)."""
 
 
 def _parameters_answer(writer: WriterLike) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from pco_writer import __version__
@@ -12,6 +13,7 @@ from pco_writer.api import BodyLimit, install_error_handlers, read_json
 from pco_writer.api._auth import token_required
 from pco_writer.control._config import CameraConfig
 from pco_writer.control._controller import Controller
+from pco_writer.control._request import StartRequest
 
 __all__ = ["build_app"]
 
@@ -42,7 +44,7 @@ def _add_acquisition_routes(
 ) -> None:
     guarded = token_required(lambda: controller.token)
 
-    @app.post("/start_pco_writer", dependencies=guarded)
+    @app.post("/start_pco_writer", dependencies=guarded, openapi_extra=_json_body(StartRequest))
     async def start_pco_writer(request: Request) -> dict[str, Any]:
         """Start a writer; the body is JSON (any Content-Type, values may be strings)."""
         body = await read_json(request)
@@ -129,6 +131,12 @@ def _add_service_routes(app: FastAPI, controller: Controller, ports: list[int] |
         """How long the server has been up (pco_rclient sends a form body: drained)."""
         await request.body()
         return {"success": True, "service": service, "uptime": controller.uptime.text()}
+
+
+def _json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """An OpenAPI request body for a route that reads its JSON by hand (any Content-Type)."""
+    schema = model.model_json_schema()
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 def _latest_port(controller: Controller) -> int | None:
