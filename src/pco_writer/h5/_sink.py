@@ -15,6 +15,7 @@ from pco_writer.buffer import ReceivedFrame
 from pco_writer.errors import OutputError
 from pco_writer.h5._file import FileLayout, FrameFile, TomcatLayout
 from pco_writer.h5._paths import OutputFiles
+from pco_writer.h5._space import closing_reserve, space_left
 from pco_writer.h5._writeback import WriteBehind
 from pco_writer.sequence import FrameSequence
 
@@ -47,8 +48,15 @@ class H5Sink:
     _last_flush: float = field(default_factory=time.monotonic, init=False)
 
     def check(self) -> None:
-        """Refuse before receiving anything: a taken dataset name or an unwritable place."""
-        self.layout.check(self.files.path(1), self.dataset_name)
+        """Refuse before receiving anything: a taken dataset name, no place, a full disk."""
+        path = self.files.path(1)
+        self.layout.check(path, self.dataset_name)
+        with _os_errors():
+            left = space_left(path)
+        if left < closing_reserve(0):
+            raise OutputError(
+                f"disk full: only {left / 1e6:.1f} MB left for {path}; free space first"
+            )
 
     def write(self, frames: Sequence[ReceivedFrame]) -> None:
         """Write a batch of frames, in order, to the files they belong to."""
@@ -77,12 +85,29 @@ class H5Sink:
         if number in self._closed_numbers:
             log.error("frames %s arrived after their file was closed", [f.index for f in frames])
             return
+        self._check_space(number, frames)
         if self._current is None or self._number_of(self._current) != number:
             self._roll_to(number, frames[0])
         assert self._current is not None
         with _os_errors():
             self._current.write(frames)
             self._write_behind()
+
+    def _check_space(self, number: int, frames: Sequence[ReceivedFrame]) -> None:
+        """Refuse a batch that would leave too little room to close the file (disk full)."""
+        path = self.files.path(number)
+        current = self._current
+        n_in_file = current.n_written if current and self._number_of(current) == number else 0
+        need = sum(f.nbytes for f in frames) + closing_reserve(n_in_file + len(frames))
+        with _os_errors():
+            left = space_left(path)
+        if left < need:
+            raise OutputError(
+                f"disk full: {left / 1e6:.1f} MB left for {path}, the next {len(frames)} "
+                f"frame(s) and closing the file need {need / 1e6:.1f} MB; stopped writing "
+                f"(the file keeps the {n_in_file} frame(s) written); free space, then start "
+                "a new acquisition"
+            )
 
     def _write_behind(self) -> None:
         if self._writeback is None and self._current is not None:

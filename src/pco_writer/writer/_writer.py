@@ -211,7 +211,9 @@ class Writer:
         reason = self._end_reason()
         try:
             self.sink.close(reason)
-        except PcoWriterError as exc:
+        except Exception as exc:  # noqa: BLE001 - the end must be reported, never hang
+            if not isinstance(exc, PcoWriterError):
+                log.exception("closing the file failed")
             self.error = self.error or str(exc)
             reason = f"error: {self.error}"
         self.stats.n_lost_frames = self.sequence.n_lost
