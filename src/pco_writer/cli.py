@@ -102,7 +102,10 @@ def _run_write(args: argparse.Namespace) -> int:
     serve = _start_services(args, writer, token)
     while not writer.wait(0.5):
         pass
-    print(json.dumps(writer.statistics(), indent=2))
+    try:
+        print(json.dumps(writer.statistics(), indent=2), flush=True)
+    except OSError:  # the control server that read our output is gone (crashed, restarted)
+        log.warning("could not print the statistics: nobody reads this writer's output")
     if serve is not None:
         serve()
     return EXIT_FAILED if writer.error else EXIT_OK

@@ -213,6 +213,21 @@ class Controller:
             raise WriterStartError(message)
         raise WriterStartError(f"the writer failed to start: {message}")
 
+    def adopt_running_writers(self) -> list[int]:
+        """Take over the writers an earlier server on this URL started; returns their ports.
+
+        Called once the server listens (``control_url`` set): the writers report here.
+        """
+        from pco_writer.control._adopt import AdoptedRun, find_writers
+
+        adopted = []
+        with self._lock:
+            for found in find_writers(self.control_url):
+                if found.port not in self._runs or not self._runs[found.port].alive:
+                    self._runs[found.port] = AdoptedRun(found)
+                    adopted.append(found.port)
+        return adopted
+
     # --- status -----------------------------------------------------------------------------
 
     def status(self, port: int) -> dict[str, Any]:

@@ -76,6 +76,7 @@ class ControlServer:
             log.info("control server listening at %s (data root %s)", server.url,
                      self.controller.data_root)  # fmt: skip
         self._say_who_may_write()
+        self.controller.adopt_running_writers()
         return self
 
     def _say_who_may_write(self) -> None:

@@ -1,0 +1,154 @@
+"""Finding the writers a previous control server started, after a restart (Linux ``/proc``).
+
+A writer runs in its own session, so it outlives a control server that crashed or was
+restarted. Its command line says everything the server knew about it (camera address,
+output, REST port) and where it reports (``--control-url .../writers/<port>``). A new server
+on the same URL adopts each such writer: it reports its status, refuses a second writer for
+its camera, can stop and kill it, and receives its end report. See
+docs/decisions/0032-control-server-restart.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pco_writer.control._request import StartRequest
+from pco_writer.control._run import WriterRun
+from pco_writer.statistics import iso_now
+
+__all__ = ["AdoptedRun", "FoundWriter", "find_writers"]
+
+log = logging.getLogger(__name__)
+
+_PROC = Path("/proc")
+_POLL_S = 0.2
+
+
+@dataclass(frozen=True)
+class FoundWriter:
+    """A running ``pco-writer write`` process that reports to a given control server."""
+
+    pid: int
+    port: int
+    request: StartRequest
+    output: Path
+    cmdline: bytes
+
+
+def find_writers(control_url: str) -> list[FoundWriter]:
+    """The live writer processes whose ``--control-url`` is ``control_url/writers/<port>``."""
+    prefix = f"{control_url.rstrip('/')}/writers/"
+    found = []
+    for entry in _PROC.iterdir() if _PROC.is_dir() else []:
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            writer = _writer_of(int(entry.name), prefix)
+            if writer is not None:
+                found.append(writer)
+    return found
+
+
+def _writer_of(pid: int, prefix: str) -> FoundWriter | None:
+    try:
+        cmdline = (_PROC / str(pid) / "cmdline").read_bytes()
+    except OSError:
+        return None
+    argv = [a.decode(errors="replace") for a in cmdline.split(b"\0") if a]
+    if "pco_writer.cli" not in argv or "write" not in argv or _is_zombie(pid):
+        return None
+    args = _parse_write(argv[argv.index("write") + 1 :])
+    if args is None or not str(args.control_url).startswith(prefix) or not args.rest_port:
+        return None
+    try:
+        request = StartRequest(
+            connection_address=args.connect, output_file=args.output, n_frames=args.n_frames,
+            dataset_name=args.dataset_name, max_frames_per_file=args.max_frames_per_file,
+            user_id=args.user_id, writer_rest_port=args.rest_port,
+        )  # fmt: skip
+    except ValueError:
+        return None
+    return FoundWriter(pid, args.rest_port, request, Path(args.output), cmdline)
+
+
+def _parse_write(argv: list[str]) -> argparse.Namespace | None:
+    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    for flag in ("--connect", "--output", "--dataset-name", "--control-url"):
+        parser.add_argument(flag, default="")
+    for flag in ("--n-frames", "--max-frames-per-file", "--user-id", "--rest-port"):
+        parser.add_argument(flag, type=int, default=0)
+    try:
+        args, _ = parser.parse_known_args(argv)
+    except (argparse.ArgumentError, SystemExit):
+        return None
+    return args
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = (_PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X")
+
+
+class AdoptedRun(WriterRun):
+    """A writer started by an earlier control server: watched through ``/proc``, not a pipe.
+
+    Its exit code and printed statistics are out of reach; its ``/finished`` report is not.
+    """
+
+    def __init__(self, found: FoundWriter) -> None:  # noqa: D107 - no spawn, unlike the base
+        self.port = found.port
+        self.request = found.request
+        self.output = found.output
+        self.started_at = iso_now()
+        self.started_monotonic = time.monotonic()
+        self.statistics: dict[str, Any] | None = None
+        self.error: dict[str, Any] | None = None
+        self.exit_code: int | None = None
+        self.ready = True
+        self.tail: deque[str] = deque(maxlen=1)
+        self._exited = threading.Event()
+        self._lock = threading.Lock()
+        self._pid = found.pid
+        self._cmdline = found.cmdline
+        threading.Thread(target=self._watch, name=f"adopted-{found.port}", daemon=True).start()
+        log.warning("adopted writer pid=%d port=%d (started before this server)", self.pid,
+                    self.port)  # fmt: skip
+
+    @property
+    def pid(self) -> int:
+        """The writer's process id."""
+        return self._pid
+
+    def signal(self, signum: int) -> None:
+        """Send a signal to the writer, if it is still the same process."""
+        if self._still_there():
+            os.kill(self._pid, signum)
+
+    def _still_there(self) -> bool:
+        try:
+            same = (_PROC / str(self._pid) / "cmdline").read_bytes() == self._cmdline
+        except OSError:
+            return False
+        return same and not _is_zombie(self._pid)
+
+    def _watch(self) -> None:
+        while self._still_there():
+            time.sleep(_POLL_S)
+        time.sleep(_POLL_S)  # its last report may still be on the way
+        with self._lock:
+            if self.statistics is None and self.error is None:
+                self._set_error(
+                    f"the adopted writer (pid {self._pid}) exited without reporting; "
+                    f"see {self.output}"
+                )
+        log.info("adopted writer pid=%d port=%d exited", self._pid, self.port)
+        self._exited.set()
