@@ -19,7 +19,7 @@ import zmq
 
 from pco_writer.buffer import FrameBuffer, ReceivedFrame, Slot
 from pco_writer.errors import ProtocolError
-from pco_writer.protocol import FrameHeader, check_payload, parse_header
+from pco_writer.protocol import FrameHeader, HeaderParser, check_payload
 from pco_writer.sequence import FrameSequence
 from pco_writer.statistics import AcquisitionStats
 
@@ -58,6 +58,7 @@ class Receiver:
     stop_event: threading.Event = field(default_factory=threading.Event)
     end_cause: str = ""
     error: str = ""
+    _parser: HeaderParser = field(default_factory=HeaderParser, init=False)
     _thread: threading.Thread | None = field(default=None, init=False)
     _ctx: zmq.Context[Any] | None = field(default=None, init=False)
 
@@ -136,7 +137,7 @@ class Receiver:
     def _header(self, sock: zmq.Socket[Any], header_part: bytes) -> tuple[FrameHeader, int]:
         if not sock.getsockopt(zmq.RCVMORE):
             raise ProtocolError("parts", "message has 1 part; Array-1.0 has 2 (header, data)")
-        header = parse_header(header_part)
+        header = self._parser.parse(header_part)
         return header, self.sequence.check(header)
 
     def _reserve(self, header: FrameHeader) -> Slot | None:

@@ -67,7 +67,7 @@ class CameraSimulator:
         fps: frames per second; 0 sends as fast as the receiver takes them.
         frames: how many frames; 0 means until :meth:`stop`.
         start_frame: the first frame id (real streams do not start at 0).
-        sndhwm: messages queued before ``send`` blocks.
+        sndhwm: messages queued before ``send`` blocks; 0 picks about 64 MiB worth.
     """
 
     address: str
@@ -76,9 +76,10 @@ class CameraSimulator:
     fps: float = 0.0
     frames: int = 0
     start_frame: int = 0
-    sndhwm: int = 4
+    sndhwm: int = 0
     n_sent: int = 0
     images: list[npt.NDArray[Any]] = field(default_factory=list, repr=False)
+    _template: tuple[bytes, bytes] | None = field(default=None, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _ctx: zmq.Context[Any] = field(default_factory=zmq.Context, repr=False)
     _sock: zmq.Socket[Any] | None = field(default=None, repr=False)
@@ -88,7 +89,10 @@ class CameraSimulator:
         if not self.images:
             self.images = make_frames(self.shape, self.dtype)
         self._sock = self._ctx.socket(zmq.PUSH)
-        self._sock.setsockopt(zmq.SNDHWM, self.sndhwm)
+        frame_bytes = self.images[0].nbytes
+        self._sock.setsockopt(
+            zmq.SNDHWM, self.sndhwm or max(4, min(1000, (64 << 20) // frame_bytes))
+        )
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.bind(self.address)
         return str(self._sock.getsockopt_string(zmq.LAST_ENDPOINT))
@@ -127,8 +131,17 @@ class CameraSimulator:
 
     def _send(self, i: int, image: npt.NDArray[Any]) -> bool:
         assert self._sock is not None
-        header = camera_header(self.start_frame + i, self.shape, self.dtype)
+        before, after = self._header_parts
+        header = b"%s%d%s" % (before, self.start_frame + i, after)
         return _send_blocking(self._sock, [header, image], self._stop) and self._count()
+
+    @property
+    def _header_parts(self) -> tuple[bytes, bytes]:
+        """The camera header split around the frame id, made once."""
+        if not self._template:
+            marker = camera_header(123456789, self.shape, self.dtype).split(b"123456789")
+            self._template = (marker[0], marker[1])
+        return self._template
 
     def _count(self) -> bool:
         self.n_sent += 1
@@ -138,9 +151,11 @@ class CameraSimulator:
 def _send_blocking(sock: zmq.Socket[Any], parts: list[Any], stop: threading.Event) -> bool:
     """Send a multipart message, waiting while the receiver is slow, until ``stop``."""
     while not stop.is_set():
-        if sock.poll(100, zmq.POLLOUT):
-            sock.send_multipart(parts, copy=False)
+        try:
+            sock.send_multipart(parts, zmq.NOBLOCK, copy=False)
             return True
+        except zmq.Again:  # the receiver pushes back: wait for room, not in a busy loop
+            sock.poll(100, zmq.POLLOUT)
     return False
 
 

@@ -191,6 +191,7 @@ class LayoutFile:
         """Make everything written so far readable after a crash."""
         if self._file is None:
             return
+        self._store_pending()
         env = self._env(closing=False)
         self._write_rows(env, self._dirty_from, final=False)
         self._write_values(env, lambda src: bool(_writers(src) & LIVE))
@@ -201,6 +202,7 @@ class LayoutFile:
         if self._file is None:
             return
         try:
+            self._store_pending()
             self._facts.end_reason = end_reason
             self._facts.end_time = iso_now()
             self._facts.missing_frame_ids = missing_frame_ids
@@ -212,6 +214,12 @@ class LayoutFile:
         finally:
             self._file.close()
             self._file = None
+
+    def _store_pending(self) -> None:
+        """Move the header values of the frames written since the last flush to the columns."""
+        pending, self._pending = self._pending, []
+        for column in self._header_columns:
+            column.record_many(pending)
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -318,9 +326,6 @@ class LayoutFile:
     def _write_rows(self, env: Env, lo: int, final: bool) -> None:
         """Write rows ``lo ..`` of every column; at the end, all rows that parameters set."""
         assert self._file is not None
-        pending, self._pending = self._pending, []
-        for column in self._header_columns:
-            column.record_many(pending)
         hi, offset = self._facts.extent, self._facts.offset
         for column in self._columns:
             pure = column.is_header and column.spec.fallback is None
