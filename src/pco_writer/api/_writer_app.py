@@ -52,8 +52,10 @@ def build_app(writer: WriterLike, token: str = "") -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimit)
 
+    # The read-only routes are cheap and never block: served on the event loop itself, they
+    # skip the thread-pool hop (fewer GIL hand-overs while the data path keeps it busy).
     @app.get("/status")
-    def status() -> dict[str, Any]:
+    async def status() -> dict[str, Any]:
         """The writer's status: receiving, writing, waiting for parameters, finished, error."""
         answer = {"success": True, "status": str(writer.status), "value": "Ok"}
         if writer.error:
@@ -61,7 +63,7 @@ def build_app(writer: WriterLike, token: str = "") -> FastAPI:
         return answer
 
     @app.get("/statistics")
-    def statistics() -> dict[str, Any]:
+    async def statistics() -> dict[str, Any]:
         """Counters of the acquisition so far; rates in frames per second."""
         return {**writer.statistics(), "success": True}
 
