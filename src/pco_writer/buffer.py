@@ -112,14 +112,15 @@ class FrameBuffer:
                 "bytes; give the writer a larger buffer (--buffer-bytes)"
             )
         with self._cond:
-            start, span = self._place(nbytes)
-            if not self._fits(span):
+            if not self._closed and self._room(nbytes) is None:
                 t0 = time.monotonic()
                 self.stats.n_full_waits += 1
-                self._cond.wait_for(lambda: self._fits(span), timeout)
+                self._cond.wait_for(lambda: self._closed or self._room(nbytes) is not None, timeout)
                 self.stats.full_wait_seconds += time.monotonic() - t0
-            if self._closed or not self._fits(span):
+            placed = None if self._closed else self._room(nbytes)
+            if placed is None:
                 return None
+            start, span = placed
             self._head = (start + _aligned(nbytes)) % self.capacity_bytes
             self.stats.used_bytes += span
             self.stats.peak_bytes = max(self.stats.peak_bytes, self.stats.used_bytes)
@@ -172,18 +173,14 @@ class FrameBuffer:
             self._cond.notify_all()
             return n
 
-    def _place(self, nbytes: int) -> tuple[int, int]:
-        """Where a payload goes (contiguous) and how many ring bytes that takes up."""
+    def _room(self, nbytes: int) -> tuple[int, int] | None:
+        """Where a payload can go now (contiguous) and the ring bytes it takes up, if it fits."""
+        if self.stats.used_bytes == 0:
+            self._head = 0  # empty: start over at the beginning, no wrap gap needed
         size = _aligned(nbytes)
         tail_room = self.capacity_bytes - self._head
-        if size <= tail_room:
-            return self._head, size
-        return 0, size + tail_room  # skip the end of the ring: payloads are contiguous
-
-    def _fits(self, span: int) -> bool:
-        if self._closed:
-            return True
-        return self.stats.used_bytes + span <= self.capacity_bytes
+        start, span = (self._head, size) if size <= tail_room else (0, size + tail_room)
+        return (start, span) if self.stats.used_bytes + span <= self.capacity_bytes else None
 
 
 def _allocate(nbytes: int) -> memoryview:

@@ -72,13 +72,13 @@ class FrameSequence:
                 f"frame {header.frame} comes before the acquisition's first frame "
                 f"{self.first.frame}",
             )
-        self._check_beyond(index)
-        if index > self.highest_index + self.max_frame_gap:
+        if index > self.highest_index + self.max_frame_gap:  # garbage must not end the run
             raise ProtocolError(
                 "implausible_frame_id",
                 f"frame {header.frame} is more than {self.max_frame_gap} beyond the highest "
                 f"frame id seen ({self.first.frame + self.highest_index})",
             )
+        self._check_beyond(index)
         if index < len(self._seen) and self._seen[index]:
             raise ProtocolError(
                 "duplicate_frame_id", f"frame {header.frame} was already received; kept the first"

@@ -1,0 +1,183 @@
+"""Roll-over, stopping by signal, gaps: what the file says about how an acquisition went."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from _stream_helpers import SHAPE, camera, finish, frame, image, running_writer
+
+from pco_writer.writer import WriterStatus
+
+FIRST = 1000
+
+
+def test_roll_over_writes_complete_files_of_max_frames_each(tmp_path: Path) -> None:
+    with camera() as cam, running_writer(
+        connect=cam.address, output=str(tmp_path / "scan_%03d.h5"), n_frames=7,
+        max_frames_per_file=3,
+    ) as writer:  # fmt: skip
+        for i in range(7):
+            cam.send(frame(FIRST + i))
+        stats = finish(writer)
+    names = [f"scan_{n:03d}.h5" for n in (1, 2, 3)]
+    assert stats["files"] == [str(tmp_path / n) for n in names]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
+    for number, (name, ids) in enumerate(
+        zip(names, ([0, 1, 2], [3, 4, 5], [6]), strict=True), start=1
+    ):
+        with h5py.File(tmp_path / name, "r") as f:
+            data = f["exchange/data"]
+            assert data.shape == (len(ids), *SHAPE)
+            for row, i in enumerate(ids):
+                assert np.array_equal(data[row], image(FIRST + i))
+            assert data.attrs["image_nr_low"] == 3 * (number - 1) + 1
+            assert data.attrs["image_nr_high"] == 3 * (number - 1) + len(ids)
+            group = f["measurement/acquisition/data"]
+            assert list(group["frame"][:]) == [FIRST + i for i in ids]
+            assert group.attrs["end_reason"] == "completed"
+            assert group.attrs["n_frames_requested"] == len(ids)
+
+
+def test_a_plain_output_name_gets_a_file_number_when_it_rolls_over(tmp_path: Path) -> None:
+    with (
+        camera() as cam,
+        running_writer(
+            connect=cam.address,
+            output=str(tmp_path / "plain.h5"),
+            n_frames=4,
+            max_frames_per_file=2,
+        ) as writer,
+    ):
+        for i in range(4):
+            cam.send(frame(FIRST + i))
+        stats = finish(writer)
+    assert stats["files"] == [str(tmp_path / "plain_001.h5"), str(tmp_path / "plain_002.h5")]
+
+
+def test_gaps_are_recorded_as_missing_frame_ids_and_the_end_reason(tmp_path: Path) -> None:
+    sent = [0, 1, 3, 4, 7, 9]  # 2, 5, 6, 8 never come
+    with (
+        camera() as cam,
+        running_writer(
+            connect=cam.address, output=str(tmp_path / "gaps.h5"), n_frames=10
+        ) as writer,
+    ):
+        for i in sent:
+            cam.send(frame(FIRST + i))
+        stats = finish(writer)
+    assert (stats["n_written_frames"], stats["n_lost_frames"]) == (6, 4)
+    with h5py.File(tmp_path / "gaps.h5", "r") as f:
+        group = f["measurement/acquisition/data"]
+        assert list(group["missing_frame_ids"][:]) == [FIRST + i for i in (2, 5, 6, 8)]
+        assert group.attrs["end_reason"] == "completed"
+        assert (group.attrs["n_frames_requested"], group.attrs["n_frames_written"]) == (10, 6)
+        frames = group["frame"][:]
+        assert [int(x) for x in frames[sent]] == [FIRST + i for i in sent]
+        assert all(frames[i] == np.iinfo(np.uint64).max for i in (2, 5, 6, 8))
+        data = f["exchange/data"]
+        assert data.shape[0] == 10
+        assert np.array_equal(data[7], image(FIRST + 7))
+        assert not data[2].any()  # a gap reads as the fill value
+
+
+def test_stop_ends_an_open_ended_acquisition_as_stopped(tmp_path: Path) -> None:
+    with (
+        camera() as cam,
+        running_writer(connect=cam.address, output=str(tmp_path / "open.h5"), n_frames=0) as writer,
+    ):
+        for i in range(5):
+            cam.send(frame(FIRST + i))
+        deadline = time.monotonic() + 10
+        while writer.statistics()["n_written_frames"] < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        writer.stop()
+        stats = finish(writer)
+    assert (stats["n_written_frames"], stats["end_reason"]) == (5, "stopped")
+    assert writer.status is WriterStatus.FINISHED
+
+
+def _write_cli(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pco_writer.cli", "write", *args, "--buffer-bytes", "16M"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def test_sigterm_ends_n_frames_0_cleanly_with_exit_0(tmp_path: Path) -> None:
+    output = tmp_path / "sig.h5"
+    with camera() as cam:
+        proc = _write_cli("--connect", cam.address, "--output", str(output), "--n-frames", "0")
+        try:
+            for i in range(20):
+                cam.send(frame(FIRST + i), timeout_ms=20_000)
+            time.sleep(1.5)  # the writer takes them and flushes
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+    assert proc.returncode == 0, err
+    stats = json.loads(out)
+    assert (stats["n_written_frames"], stats["end_reason"]) == (20, "stopped")
+    with h5py.File(output, "r") as f:
+        assert f["exchange/data"].shape == (20, *SHAPE)
+        assert f["measurement/acquisition/data"].attrs["end_reason"] == "stopped"
+
+
+def test_the_cli_refuses_a_taken_dataset_name_with_exit_2_and_a_clear_message(
+    tmp_path: Path,
+) -> None:
+    output = tmp_path / "taken.h5"
+    with camera() as cam, running_writer(connect=cam.address, output=str(output), n_frames=1) as w:
+        cam.send(frame(FIRST))
+        finish(w)
+    before = output.read_bytes()
+    proc = _write_cli("--connect", "tcp://127.0.0.1:1", "--output", str(output))
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert "dataset name 'data' already exists in" in err and "choose another" in err
+    assert output.read_bytes() == before
+
+
+@pytest.mark.parametrize("bad", ["/", "scan_%s.h5", "scan_%d_%d.h5"])
+def test_a_bad_output_name_is_refused_before_connecting(bad: str, tmp_path: Path) -> None:
+    proc = _write_cli("--connect", "tcp://127.0.0.1:1", "--output", bad if bad == "/" else
+                      str(tmp_path / bad), "--max-frames-per-file", "5")  # fmt: skip
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert "output file" in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_kill_minus_9_leaves_a_readable_file_with_the_frames_of_the_last_flush(tmp_path) -> None:
+    output = tmp_path / "crash.h5"
+    with camera() as cam:
+        proc = _write_cli("--connect", cam.address, "--output", str(output), "--n-frames", "0")
+        try:
+            for i in range(30):
+                cam.send(frame(FIRST + i), timeout_ms=20_000)
+            time.sleep(2.5)  # more than a flush interval after the last frame
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+    with h5py.File(output, "r") as f:  # plain open: no h5clear, no SWMR
+        data = f["exchange/data"]
+        assert data.shape == (30, *SHAPE)
+        for i in range(30):
+            assert np.array_equal(data[i], image(FIRST + i))
+        group = f["measurement/acquisition/data"]
+        assert list(group["frame"][:]) == [FIRST + i for i in range(30)]
+        assert "end_reason" not in group.attrs  # never closed: the reader knows

@@ -1,0 +1,121 @@
+"""Frame bookkeeping and the ring buffer: indices, gaps, and payloads that survive wrap-around."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pco_writer.buffer import FrameBuffer, ReceivedFrame
+from pco_writer.errors import ProtocolError
+from pco_writer.protocol import FrameHeader
+from pco_writer.sequence import FrameSequence
+
+
+def header(frame: int, shape: tuple[int, ...] = (2, 3)) -> FrameHeader:
+    return FrameHeader(frame, shape, "uint16", "little")
+
+
+def test_the_first_frame_id_is_index_0_and_gaps_are_missing() -> None:
+    seq = FrameSequence(n_frames=6)
+    assert [seq.accept(header(f)) for f in (375, 376, 379)] == [0, 1, 4]
+    assert (seq.n_lost, seq.complete) == (2, False)
+    assert seq.missing_indices().tolist() == [2, 3]
+    assert seq.accept(header(377)) == 2  # late, but not a duplicate: fills its gap
+    assert seq.accept(header(380)) == 5 and seq.complete
+
+
+@pytest.mark.parametrize(
+    ("frame", "reason"),
+    [(375, "duplicate_frame_id"), (374, "frame_before_first"), (375 + 11, "implausible_frame_id")],
+)
+def test_frames_that_do_not_belong_are_refused_and_not_recorded(frame: int, reason: str) -> None:
+    seq = FrameSequence(max_frame_gap=10)
+    seq.accept(header(375))
+    with pytest.raises(ProtocolError) as info:
+        seq.accept(header(frame))
+    assert info.value.reason == reason
+    assert (seq.n_accepted, seq.highest_index) == (1, 0)
+
+
+def test_a_frame_past_n_frames_ends_the_acquisition_without_being_taken() -> None:
+    seq = FrameSequence(n_frames=3)
+    seq.accept(header(10))
+    with pytest.raises(ProtocolError, match="beyond the 3 frames"):
+        seq.accept(header(13))
+    assert seq.complete and seq.n_accepted == 1
+
+
+def _fill(slot_view: memoryview, i: int) -> None:
+    slot_view[:] = bytes([i % 251]) * len(slot_view)
+
+
+def _check(frames: list[ReceivedFrame]) -> None:
+    for f in frames:
+        assert bytes(f.data) == bytes([f.index % 251]) * f.nbytes, f"frame {f.index} overwritten"
+
+
+def _frame(buf: FrameBuffer, i: int, size: int) -> ReceivedFrame:
+    slot = buf.reserve(size, 1.0)
+    assert slot is not None
+    _fill(slot.view, i)
+    return ReceivedFrame(i, header(i), slot.view, size, slot.span)
+
+
+@settings(max_examples=100, deadline=None)
+@given(sizes=st.lists(st.integers(1, 900), min_size=1, max_size=60), batch=st.integers(1, 5))
+def test_payloads_stay_intact_through_wrap_around(sizes: list[int], batch: int) -> None:
+    buf = FrameBuffer(1024)
+    for i, size in enumerate(sizes):
+        slot = buf.reserve(size, 0.001)
+        while slot is None:  # full: the consumer writes a batch and releases it
+            taken = buf.get_batch(batch, 0.1)
+            assert taken, "the buffer is full but holds no frame"
+            _check(taken)
+            buf.release(taken)
+            slot = buf.reserve(size, 0.001)
+        _fill(slot.view, i)
+        buf.commit(ReceivedFrame(i, header(i), slot.view, size, slot.span))
+    rest = buf.get_batch(len(sizes), 0.1)
+    _check(rest)
+    buf.release(rest)
+    assert buf.stats.used_bytes == 0 and buf.stats.peak_bytes <= 1024
+
+
+def test_a_full_buffer_makes_the_producer_wait_until_the_consumer_releases() -> None:
+    buf = FrameBuffer(256)
+    buf.commit(_frame(buf, 0, 200))
+    assert buf.reserve(100, 0.05) is None  # full: the receiver would stop reading
+    assert buf.stats.n_full_waits == 1
+
+    def consume() -> None:
+        buf.release(buf.get_batch(1, 1.0))
+
+    t = threading.Timer(0.1, consume)
+    t.start()
+    assert buf.reserve(100, 2.0) is not None
+    t.join(2)
+
+
+def test_a_frame_larger_than_the_buffer_says_how_to_fix_it() -> None:
+    with pytest.raises(ValueError, match="--buffer-bytes"):
+        FrameBuffer(1000).reserve(2000, 0.1)
+
+
+def test_kill_clears_what_is_waiting_and_wakes_the_producer() -> None:
+    buf = FrameBuffer(256)
+    buf.commit(_frame(buf, 0, 200))
+    assert buf.clear() == 1
+    assert buf.reserve(100, 0.01) is None and buf.drained
+
+
+def test_cancel_gives_the_room_back() -> None:
+    buf = FrameBuffer(256)
+    slot = buf.reserve(200, 0.1)
+    assert slot is not None
+    buf.cancel(slot)
+    assert buf.stats.used_bytes == 0
+    assert np.frombuffer(buf.reserve(256, 0.1).view, np.uint8).size == 256  # type: ignore[union-attr]
