@@ -133,6 +133,21 @@ class FrameBuffer:
             self.stats.used_bytes -= slot.span
             self._cond.notify_all()
 
+    def shrink(self, slot: Slot, nbytes: int) -> Slot:
+        """Give back the unused end of the last reserved slot (a compressed payload's room).
+
+        Returns:
+            The slot of ``nbytes`` (<= its size), to commit instead.
+        """
+        with self._cond:
+            unused = _aligned(len(slot.view)) - _aligned(nbytes)
+            if unused <= 0:
+                return slot
+            self._head = (self._head - unused) % self.capacity_bytes
+            self.stats.used_bytes -= unused
+            self._cond.notify_all()
+            return Slot(slot.view[:nbytes], slot.span - unused)
+
     def commit(self, frame: ReceivedFrame) -> None:
         """Hand a received frame (whose payload is in its reserved slot) to the consumer."""
         with self._cond:
