@@ -18,6 +18,7 @@ from typing import Any
 import zmq
 
 from pco_writer.buffer import FrameBuffer, ReceivedFrame, Slot
+from pco_writer.codecs import check_chunk, check_encoding, payload_room
 from pco_writer.errors import ProtocolError
 from pco_writer.protocol import FrameHeader, HeaderParser, check_payload
 from pco_writer.sequence import FrameSequence
@@ -40,11 +41,13 @@ class ReceiverSettings:
         address: the camera's PUSH address, e.g. ``tcp://127.0.0.1:8080``.
         rcvhwm: messages ZeroMQ may queue before the buffer; small, as frames can be large.
         idle_timeout: end the acquisition after this many seconds without a message (0: never).
+        compression: the acquisition's compression; frames that arrive compressed must match.
     """
 
     address: str
     rcvhwm: int = 8
     idle_timeout: float = 0.0
+    compression: str = "none"
 
 
 @dataclass
@@ -138,12 +141,15 @@ class Receiver:
         if not sock.getsockopt(zmq.RCVMORE):
             raise ProtocolError("parts", "message has 1 part; Array-1.0 has 2 (header, data)")
         header = self._parser.parse(header_part)
+        if header.encoding:
+            check_encoding(header, self.settings.compression)
         return header, self.sequence.check(header)
 
     def _reserve(self, header: FrameHeader) -> Slot | None:
+        room = payload_room(header) if header.encoding else header.nbytes
         try:
             while not self.stop_event.is_set():
-                slot = self.buffer.reserve(header.nbytes, _PUT_WAIT_S)
+                slot = self.buffer.reserve(room, _PUT_WAIT_S)
                 if slot is not None or self.buffer.closed:
                     return slot
         except ValueError as exc:
@@ -157,6 +163,9 @@ class Receiver:
             if sock.getsockopt(zmq.RCVMORE):
                 raise ProtocolError("parts", f"frame {header.frame}: message has more than 2 parts")
             check_payload(header, nbytes)
+            if header.encoding and not header.is_raw:  # compressed: stored as it came
+                check_chunk(header, slot.view, nbytes)
+                slot = self.buffer.shrink(slot, nbytes)
         except ProtocolError:
             self.buffer.cancel(slot)
             raise
