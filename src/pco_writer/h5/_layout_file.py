@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from pco_writer.buffer import ReceivedFrame
 from pco_writer.errors import ConfigError, DatasetExistsError, OutputError
+from pco_writer.h5._compress import check_frames_filter, frames_filter
 from pco_writer.h5._layout_values import (
     LIVE,
     MISSING,
@@ -53,12 +54,16 @@ class H5Layout:
     Args:
         layout: the layout (built in, or read from a file).
         parameters: the REST parameter values, read when a file is closed.
+        compression: the filter of the frames dataset, whose chunks come compressed.
     """
 
-    def __init__(self, layout: Layout, parameters: ParameterSet | None = None) -> None:
+    def __init__(
+        self, layout: Layout, parameters: ParameterSet | None = None, compression: str = "none"
+    ) -> None:
         self.layout = layout
         self.name = layout.name
         self.parameters = parameters or ParameterSet(layout.parameters)
+        self.compression = compression
 
     def check(self, path: Path, dataset_name: str) -> None:
         """Refuse before anything is written: an unmapped or taken dataset name, a bad place.
@@ -293,10 +298,12 @@ class LayoutFile:
         self._tail = (0,) * len(header.shape)
         if path in self._file:
             self._data = self._file[path]
+            check_frames_filter(self._data, self._owner.compression, self.path)
             return
         self._data = self._file.create_dataset(
             path, shape=(0, *header.shape), maxshape=(None, *header.shape),
             chunks=(1, *header.shape), dtype=header.dtype,
+            **frames_filter(self._owner.compression),
         )  # fmt: skip
 
     def _add_column(self, path: str, node: Dataset, ndim: int, offset: int) -> None:

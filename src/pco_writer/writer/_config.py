@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from pco_writer.codecs import Compression
 from pco_writer.h5 import validate_dataset_name
 from pco_writer.sequence import DEFAULT_MAX_FRAME_GAP
 
@@ -39,6 +40,10 @@ class WriterConfig(BaseModel):
     """The user id recorded in the statistics (the writer does not switch users)."""
     layout: str = "tomcat"
     """The file layout: a built-in name (tomcat, nxtomo) or a layout file (YAML or JSON)."""
+    compression: Compression = "none"
+    """Chunk compression: none, bitshuffle-lz4 (HDF5 filter 32008) or blosc-lz4 (32001)."""
+    compression_threads: int = Field(default=0, ge=0, le=64)
+    """Threads that compress; 0 means one per core."""
 
     @field_validator("dataset_name")
     @classmethod

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pco_writer.buffer import FrameBuffer
+from pco_writer.codecs import get_codec
 from pco_writer.errors import PcoWriterError, StateError
 from pco_writer.h5 import H5Sink, OutputFiles
 from pco_writer.h5._layout_file import H5Layout
@@ -27,6 +28,7 @@ from pco_writer.layouts import ParameterSet, load_layout
 from pco_writer.receiver import Receiver, ReceiverSettings
 from pco_writer.sequence import FrameSequence
 from pco_writer.statistics import AcquisitionStats
+from pco_writer.writer._compressing import CompressingSource, compressor_for, default_workers
 from pco_writer.writer._config import WriterConfig
 
 __all__ = ["Writer", "WriterStatus"]
@@ -82,9 +84,12 @@ class Writer:
         )
         self.sink = H5Sink(
             self.files, config.dataset_name, self.sequence, config.flush_interval,
-            layout=H5Layout(self.layout, self.parameter_set),
+            layout=H5Layout(self.layout, self.parameter_set, config.compression),
         )  # fmt: skip
-        settings = ReceiverSettings(config.connect, idle_timeout=config.idle_timeout)
+        self.source = self._frame_source(config)
+        settings = ReceiverSettings(
+            config.connect, idle_timeout=config.idle_timeout, compression=config.compression
+        )
         self.receiver = Receiver(settings, self.buffer, self.sequence, self.stats)
         self._thread = threading.Thread(target=self._run, name="h5-writer")
 
@@ -184,14 +189,29 @@ class Writer:
             self._fail(f"unexpected {type(exc).__name__}: {exc}")
         self._finish()
 
+    def _frame_source(self, config: WriterConfig) -> FrameBuffer | CompressingSource:
+        """The buffer itself, or with compression a pool of threads that compresses from it."""
+        codec = get_codec(config.compression)
+        if codec is None:
+            return self.buffer
+        workers = config.compression_threads or default_workers()
+        return CompressingSource(self.buffer, compressor_for(codec), workers)
+
     def _write_loop(self) -> None:
+        try:
+            self._write_frames(self.source)
+        finally:
+            if isinstance(self.source, CompressingSource):
+                self.stats.n_dropped_frames += self.source.shutdown()
+
+    def _write_frames(self, source: FrameBuffer | CompressingSource) -> None:
         while not self._killed.is_set():
-            batch = self.buffer.get_batch(_BATCH, _GET_WAIT_S)
+            batch = source.get_batch(_BATCH, _GET_WAIT_S)
             if batch:
                 self.sink.write(batch)
-                self.buffer.release(batch)
+                source.release(batch)
                 self.stats.count_written(len(batch))
-            elif self.buffer.drained:
+            elif source.drained:
                 return
             if self.buffer.closed and self._status is WriterStatus.RECEIVING:
                 self._status = WriterStatus.WRITING
