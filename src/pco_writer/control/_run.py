@@ -164,7 +164,8 @@ class WriterRun:
     def _failure_message(self, code: int) -> str:
         if code < 0:
             return (
-                f"the writer (pid {self.pid}) was killed by signal {_signal_name(-code)}; "
+                f"the writer (pid {self.pid}) was killed by signal {_signal_name(-code)} "
+                f"(exit code {code}); "
                 f"{self.output} holds the frames flushed before (about 1 s)"
             )
         errors = [line for line in self.tail if " ERROR " in line or " CRITICAL " in line]
