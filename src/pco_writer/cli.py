@@ -15,6 +15,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from pco_writer.names import COMPRESSIONS
+
 __all__ = ["main", "build_parser"]
 
 log = logging.getLogger("pco_writer")
@@ -63,6 +65,11 @@ def _add_write(commands: Any) -> None:
     p.add_argument("--flush-interval", type=float, default=1.0, help="seconds between flushes")
     p.add_argument("--user-id", type=int, default=-1, help="recorded in the statistics")
     p.add_argument("--layout", default="tomcat", help="tomcat, nxtomo or a layout file (YAML/JSON)")
+    p.add_argument(
+        "--compression", choices=COMPRESSIONS, default="none",
+        help="chunk compression (HDF5 filters 32008, 32001; read with hdf5plugin)",
+    )  # fmt: skip
+    p.add_argument("--compression-threads", type=int, default=0, help="0 = one per core")
     p.add_argument("--rest-port", type=int, default=0, help="serve the writer REST API here")
     p.add_argument("--rest-host", default="127.0.0.1", help="address of the writer REST API")
     p.add_argument("--control-url", default="", help="control server to report the end to")
@@ -114,7 +121,8 @@ def _run_write(args: argparse.Namespace) -> int:
 def _write_settings(args: argparse.Namespace) -> dict[str, Any]:
     keys = (
         "connect", "output", "n_frames", "dataset_name", "max_frames_per_file", "buffer_bytes",
-        "max_frame_gap", "idle_timeout", "flush_interval", "user_id", "layout",
+        "max_frame_gap", "idle_timeout", "flush_interval", "user_id", "layout", "compression",
+        "compression_threads",
     )  # fmt: skip
     return {key: getattr(args, key) for key in keys}
 

@@ -87,6 +87,9 @@ def add_acquire(commands: Any) -> None:
     p.add_argument("--dataset-name", default="data")
     p.add_argument("--max-frames-per-file", type=int, default=0)
     p.add_argument("--user-id", type=int, default=-1)
+    p.add_argument(
+        "--compression", default="none", help="none, bitshuffle-lz4 or blosc-lz4"
+    )  # checked by the client
     p.set_defaults(handler=_run_acquire)
 
 
@@ -98,6 +101,7 @@ def _run_acquire(args: argparse.Namespace) -> int:
             pco.configure(
                 output_file=args.output, dataset_name=args.dataset_name, n_frames=args.n_frames,
                 user_id=args.user_id, max_frames_per_file=args.max_frames_per_file,
+                compression=args.compression,
             )  # fmt: skip
             pco.start()
             stats = pco.wait()

@@ -18,20 +18,18 @@ import re
 import struct
 import sys
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from pco_writer.errors import ProtocolError
+from pco_writer.names import COMPRESSIONS, Compression
 from pco_writer.protocol import RAW_ENCODINGS, FrameHeader
 
 __all__ = [
     "COMPRESSIONS", "Codec", "Compression", "check_encoding", "check_chunk", "get_codec",
     "payload_room",
 ]  # fmt: skip
-
-Compression = Literal["none", "bitshuffle-lz4", "blosc-lz4"]
-COMPRESSIONS: tuple[str, ...] = ("none", "bitshuffle-lz4", "blosc-lz4")
 
 BITSHUFFLE_ID = 32008
 BLOSC_ID = 32001

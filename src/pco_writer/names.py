@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pco_writer.errors import ConfigError
 
-__all__ = ["validate_dataset_name"]
+__all__ = ["COMPRESSIONS", "Compression", "validate_compression", "validate_dataset_name"]
+
+Compression = Literal["none", "bitshuffle-lz4", "blosc-lz4"]
+COMPRESSIONS: tuple[str, ...] = ("none", "bitshuffle-lz4", "blosc-lz4")
 
 _DATASET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 
@@ -21,5 +25,18 @@ def validate_dataset_name(name: str) -> str:
         raise ConfigError(
             f"dataset name {name!r} is not valid; use 1-128 letters, digits, '_', '-' or '.', "
             "starting with a letter, digit or '_' (e.g. data, data_white, data_black)"
+        )
+    return name
+
+
+def validate_compression(name: str) -> str:
+    """Check a ``--compression`` value.
+
+    Raises:
+        ConfigError: naming the bad value and the ones there are.
+    """
+    if name not in COMPRESSIONS:
+        raise ConfigError(
+            f"compression {name!r} is not known; choose one of {', '.join(COMPRESSIONS)}"
         )
     return name

@@ -20,6 +20,7 @@ from pco_writer.client._progress import Progress
 from pco_writer.client._stats import RunStatistics
 from pco_writer.client._stream import camera_addresses, flush_stream
 from pco_writer.client._validate import (
+    check_compression,
     check_connection_address,
     check_dataset_name,
     check_nonneg_int,
@@ -64,6 +65,8 @@ class PcoWriter:
         cam: the camera's name in ``config_file``.
         debug: accepted for compatibility; has no effect.
         timeout: seconds to wait for each answer.
+        compression: chunk compression, none, bitshuffle-lz4 or blosc-lz4 (sent only when
+            not none, so a start request stays what pco_rclient sends).
         token: the servers' shared secret, sent in the ``X-PCO-Writer-Token`` header
             (default: ``$PCO_WRITER_TOKEN``; none when that is unset).
     """
@@ -83,6 +86,7 @@ class PcoWriter:
         debug: bool = False,
         timeout: float = 3.0,
         token: str = "",
+        compression: str = "none",
     ) -> None:
         if cam:
             connection_address, flask_api_address, writer_api_address = camera_addresses(
@@ -97,6 +101,7 @@ class PcoWriter:
         self.n_frames = n_frames
         self.user_id = user_id
         self.max_frames_per_file = max_frames_per_file
+        self.compression = compression
         self.last_run_id = 0
         self.previous_statistics: dict[str, Any] | None = None
         token = token or os.environ.get(TOKEN_ENV, "")
@@ -134,6 +139,7 @@ class PcoWriter:
         user_id: int | None = None,
         max_frames_per_file: int | None = None,
         verbose: bool = False,
+        compression: str | None = None,
     ) -> dict[str, str]:
         """Change settings of the next acquisition; returns the configuration.
 
@@ -156,6 +162,8 @@ class PcoWriter:
             self.max_frames_per_file = check_nonneg_int(max_frames_per_file, "max_frames_per_file")
         if connection_address is not None:
             self.connection_address = check_connection_address(connection_address)
+        if compression is not None:
+            self.compression = check_compression(compression)
         self.status = "configured" if self.validate_configuration() else "unconfigured"
         if verbose:
             print(json.dumps(self.get_configuration(), indent=2))
@@ -176,6 +184,7 @@ class PcoWriter:
         check_nonneg_int(self.user_id, "user_id", minimum=-1)
         check_nonneg_int(self.max_frames_per_file, "max_frames_per_file")
         check_connection_address(self.connection_address)
+        check_compression(self.compression)
 
     def get_configuration(self, verbose: bool = False) -> dict[str, str]:
         """The start request, every value a string, as pco_rclient sends it."""
@@ -194,6 +203,8 @@ class PcoWriter:
             "writer_rest_port": str(self.writer_port),
             "flask_api_address": self.flask_api_address,
         }
+        if self.compression != "none":
+            config["compression"] = self.compression
         if verbose:
             print(json.dumps(config, indent=2))
         return config

@@ -7,9 +7,10 @@ import re
 from urllib.parse import urlsplit
 
 from pco_writer.errors import ClientError, ConfigError
-from pco_writer.names import validate_dataset_name
+from pco_writer.names import validate_compression, validate_dataset_name
 
 __all__ = [
+    "check_compression",
     "check_connection_address",
     "check_dataset_name",
     "check_nonneg_int",
@@ -59,6 +60,14 @@ def check_dataset_name(value: str) -> str:
     except ConfigError as exc:
         # the client's setting is called dataset_name: say so
         raise ClientError(str(exc).replace("dataset name", "dataset_name", 1)) from None
+
+
+def check_compression(value: str) -> str:
+    """A known chunk compression (none, bitshuffle-lz4, blosc-lz4)."""
+    try:
+        return validate_compression(value)
+    except ConfigError as exc:
+        raise ClientError(str(exc)) from None
 
 
 def check_nonneg_int(value: object, name: str, minimum: int = 0) -> int:

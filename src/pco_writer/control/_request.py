@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pco_writer.api._errors import describe_validation
 from pco_writer.errors import ConfigError
 from pco_writer.h5 import validate_dataset_name
+from pco_writer.names import Compression
 
 __all__ = ["StartRequest", "parse_start_request", "resolve_output"]
 
@@ -42,6 +43,8 @@ class StartRequest(BaseModel):
     """The writer's REST port (pco_rclient 0.4)."""
     rest_api_port: int | None = Field(default=None, ge=1, le=65535)
     """Older clients name the writer's REST port so."""
+    compression: Compression = "none"
+    """Chunk compression: none, bitshuffle-lz4 or blosc-lz4 (pco_rclient never sends it)."""
 
     @field_validator("dataset_name")
     @classmethod

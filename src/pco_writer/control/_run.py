@@ -35,6 +35,7 @@ def writer_command(
         "--dataset-name", request.dataset_name,
         "--max-frames-per-file", str(request.max_frames_per_file),
         "--user-id", str(request.user_id),
+        "--compression", request.compression,
         "--rest-host", host,
         "--rest-port", str(port),
         "--control-url", control_url,
