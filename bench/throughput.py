@@ -6,13 +6,17 @@ same frames (same sender, a receiver that only counts) and sequential disk write
 as many bytes as the writer writes (plain, and with the writer's write-behind: the faster
 counts). The last line is::
 
-    ratio=R writer_GBps=X limit_GBps=Y lost=N peak_rss_MB=M fps=F
+    ratio=R writer_GBps=X limit_GBps=Y lost=N peak_rss_MB=M fps=F ratio_comp=C
 
-with R = X / Y and Y the smaller of the two limits. The writer's time runs from its first frame
-until the file is closed and fsync'ed, so the page cache flatters neither side.
+with R = X / Y and Y the smaller of the two limits. With ``--compression`` the disk has to
+take only 1/C of the bytes (C = raw bytes / bytes stored in the frames dataset), so the limit
+is the smaller of ZMQ loopback and disk x C; X counts raw (uncompressed) bytes. The writer's
+time runs from its first frame until the file is closed and fsync'ed, so the page cache
+flatters neither side.
 
     python bench/throughput.py                      # pco.edge 2560x2160 uint16
     python bench/throughput.py --shape 64 250       # small frames: per-frame overhead
+    python bench/throughput.py --compression bitshuffle-lz4 --frames 400
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import zmq
 
 from pco_writer._malloc import keep_large_buffers
 from pco_writer.h5._writeback import WriteBehind
+from pco_writer.names import COMPRESSIONS
 from pco_writer.writer import Writer, WriterConfig
 
 GB = 1e9
@@ -59,13 +64,14 @@ def main() -> None:
         disk_gbps = _disk_limit(workdir / "disk.bin", n * frame_bytes, frame_bytes)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    limit = min(zmq_gbps, disk_gbps)
+    ratio_comp = writer["ratio_comp"]
+    limit = min(zmq_gbps, disk_gbps * (ratio_comp if args.compression != "none" else 1.0))
     _print(f"zmq_GBps={zmq_gbps:.3f} disk_GBps={disk_gbps:.3f} "
            f"buffer_peak_MB={writer['buffer_peak_bytes'] / 1e6:.0f}")  # fmt: skip
     print(
         f"ratio={writer['GBps'] / limit:.3f} writer_GBps={writer['GBps']:.3f} "
         f"limit_GBps={limit:.3f} lost={writer['lost']} peak_rss_MB={peak_rss_mb:.0f} "
-        f"fps={writer['fps']:.0f}",
+        f"fps={writer['fps']:.0f} ratio_comp={ratio_comp:.3f}",
         flush=True,
     )
 
@@ -78,6 +84,8 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--buffer-bytes", type=int, default=1 << 30)
     p.add_argument("--dir", default=None, help="where to write (default: the temp folder)")
     p.add_argument("--port", type=int, default=0, help="loopback port (default: a free one)")
+    p.add_argument("--compression", default="none", choices=COMPRESSIONS)
+    p.add_argument("--compression-threads", type=int, default=0, help="0 = one per core")
     return p.parse_args()
 
 
@@ -108,8 +116,9 @@ def _run_writer(args: argparse.Namespace, frames: int, path: Path) -> dict[str, 
     sender, address = _start_sender(args, frames)
     try:
         config = WriterConfig(
-            connect=address, output=str(path), n_frames=frames, buffer_bytes=args.buffer_bytes
-        )
+            connect=address, output=str(path), n_frames=frames, buffer_bytes=args.buffer_bytes,
+            compression=args.compression, compression_threads=args.compression_threads,
+        )  # fmt: skip
         writer = Writer(config)
         writer.start()
         if not writer.wait(600):
@@ -128,7 +137,16 @@ def _run_writer(args: argparse.Namespace, frames: int, path: Path) -> dict[str, 
         "fps": written / elapsed,
         "lost": frames - written,
         "buffer_peak_bytes": stats["buffer_peak_bytes"],
+        "ratio_comp": written * frame_bytes / max(_stored_bytes(path), 1),
     }
+
+
+def _stored_bytes(path: Path) -> int:
+    """Bytes the frames take in the file (their chunks, compressed or not)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return int(f["exchange/data"].id.get_storage_size())
 
 
 def _fsync(path: Path) -> None:
