@@ -27,6 +27,7 @@ DTYPE_NAMES = (
     "int8", "int16", "int32", "int64",
     "float16", "float32", "float64",
 )  # fmt: skip
+_ITEMSIZE = {name: np.dtype(name).itemsize for name in DTYPE_NAMES}
 _BYTE_ORDER: dict[str, Literal["<", ">"]] = {"little": "<", "big": ">"}
 # Encodings whose payload is the plain array: checked against prod(shape) x itemsize.
 RAW_ENCODINGS = frozenset({"", "raw", "none"})
@@ -61,7 +62,7 @@ class FrameHeader:
     @property
     def nbytes(self) -> int:
         """The size of an uncompressed payload in bytes."""
-        return math.prod(self.shape) * np.dtype(self.type).itemsize
+        return math.prod(self.shape) * _ITEMSIZE[self.type]
 
     def with_frame(self, frame: int) -> FrameHeader:
         """The same header for another frame id."""

@@ -7,6 +7,7 @@ TOMCAT layout: a few h5py calls per frame would cost more than the frame itself.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -188,23 +189,29 @@ class Column:
         """Keep the header field of many frames at once (done at flush, off the hot path)."""
         if not frames:
             return
-        top = max(local for local, _ in frames)
+        index = np.fromiter((local for local, _ in frames), np.int64, len(frames))
+        top = int(index.max())
         if top >= len(self.has):
             self._grow(top + 1)
-        pairs = [(local, header_value(h, self.field)) for local, h in frames]
-        pairs = [(local, v) for local, v in pairs if v is not None]
-        if not pairs:
+        if self.field in _HEADER_FIELDS:  # always present: no per-frame filtering
+            get = operator.attrgetter(self.field)
+            values: list[Any] = [get(h) for _, h in frames]
+        else:
+            pairs = [(local, h.extra.get(self.field)) for local, h in frames]
+            pairs = [(local, v) for local, v in pairs if v is not None]
+            index = np.fromiter((local for local, _ in pairs), np.int64, len(pairs))
+            values = [v for _, v in pairs]
+        if not values:
             return
-        index = np.fromiter((local for local, _ in pairs), np.int64, len(pairs))
         try:
-            values = np.empty(len(pairs), object) if self.dtype == STRING else None
-            if values is not None:
-                values[:] = [v for _, v in pairs]
-                self.values[index] = values
+            if self.dtype == STRING:
+                column = np.empty(len(values), object)
+                column[:] = values
+                self.values[index] = column
             else:
-                self.values[index] = np.asarray([v for _, v in pairs], self.dtype)
+                self.values[index] = np.asarray(values, self.dtype)
         except (TypeError, ValueError):  # some value does not fit: one by one
-            for local, value in pairs:
+            for local, value in zip(index.tolist(), values, strict=True):
                 self._record_value(local, value)
             return
         self.has[index] = True
