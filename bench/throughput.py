@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-from pco_writer._malloc import keep_large_buffers
+from pco_writer._malloc import tune_for_streaming
 from pco_writer.h5._writeback import WriteBehind
 from pco_writer.names import COMPRESSIONS
 from pco_writer.writer import Writer, WriterConfig
@@ -44,7 +44,7 @@ GB = 1e9
 
 def main() -> None:
     args = _parse()
-    keep_large_buffers()  # as `pco-writer write` does
+    tune_for_streaming()  # as `pco-writer write` does
     frame_bytes = int(np.prod(args.shape)) * np.dtype(args.dtype).itemsize
     n = args.frames or _default_frames(frame_bytes)
     workdir = Path(tempfile.mkdtemp(prefix="pco-bench-", dir=args.dir))

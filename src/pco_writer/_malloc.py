@@ -12,7 +12,7 @@ import ctypes
 import ctypes.util
 import logging
 
-__all__ = ["keep_large_buffers"]
+__all__ = ["keep_large_buffers", "tune_for_streaming"]
 
 log = logging.getLogger(__name__)
 
@@ -36,3 +36,16 @@ def keep_large_buffers() -> bool:
     ok = bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)) and ok
     log.debug("malloc: keep buffers up to %d bytes: %s", _MMAP_THRESHOLD, ok)
     return ok
+
+
+def tune_for_streaming() -> None:
+    """Process settings of a writer: malloc thresholds, and a 1 ms GIL switch interval.
+
+    The receiver gives up the GIL at every ``recv_into``; with the default 5 ms interval it then
+    waits up to 5 ms for the HDF5 thread, while frames queue up in ZeroMQ. 1 ms measured
+    10.6k -> 11.9k small frames per second in bench/throughput.py (0.2 ms: no better).
+    """
+    import sys
+
+    keep_large_buffers()
+    sys.setswitchinterval(0.001)

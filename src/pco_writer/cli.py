@@ -91,12 +91,12 @@ def _add_simulate(commands: Any) -> None:
 def _run_write(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from pco_writer._malloc import keep_large_buffers
+    from pco_writer._malloc import tune_for_streaming
     from pco_writer.auth import token_from_env
     from pco_writer.errors import PcoWriterError
     from pco_writer.writer import Writer, WriterConfig
 
-    keep_large_buffers()  # before libzmq's threads allocate anything
+    tune_for_streaming()  # before libzmq's threads allocate anything
     try:
         token = token_from_env()  # from the control server, in the environment: not shown by ps
         config = WriterConfig(**_write_settings(args))

@@ -150,6 +150,7 @@ class LayoutFile:
         self._facts = facts
         self._file: h5py.File | None = None
         self._data: Any = None
+        self._rows = 0  # rows of the frames dataset
         self._tail: tuple[int, ...] = ()
         self._columns: list[Column] = []
         self._header_columns: list[Column] = []
@@ -171,8 +172,9 @@ class LayoutFile:
             self._open(frames[0])
         facts, offset = self._facts, self._facts.offset
         extent = max(f.index for f in frames) - self.first_index + 1
-        if offset + extent > self._data.shape[0]:
-            self._data.resize(offset + extent, axis=0)
+        if offset + extent > self._rows:  # h5py's Dataset.shape asks HDF5: keep our own count
+            self._rows = offset + extent
+            self._data.resize(self._rows, axis=0)
         if extent > len(self._seen):
             self._grow(extent)
         write_chunk, tail, seen = self._data.id.write_direct_chunk, self._tail, self._seen
@@ -299,6 +301,7 @@ class LayoutFile:
         if path in self._file:
             self._data = self._file[path]
             check_frames_filter(self._data, self._owner.compression, self.path)
+            self._rows = self._data.shape[0]
             return
         self._data = self._file.create_dataset(
             path, shape=(0, *header.shape), maxshape=(None, *header.shape),

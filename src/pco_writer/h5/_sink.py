@@ -44,6 +44,7 @@ class H5Sink:
     written_paths: list[str] = field(default_factory=list)
     _current: FrameFile | None = field(default=None, init=False)
     _writeback: WriteBehind | None = field(default=None, init=False)
+    _space_credit: int = field(default=0, init=False)
     _closed_numbers: set[int] = field(default_factory=set, init=False)
     _last_flush: float = field(default_factory=time.monotonic, init=False)
 
@@ -98,9 +99,16 @@ class H5Sink:
         path = self.files.path(number)
         current = self._current
         n_in_file = current.n_written if current and self._number_of(current) == number else 0
-        need = sum(f.nbytes for f in frames) + closing_reserve(n_in_file + len(frames))
+        batch = sum(f.nbytes for f in frames)
+        need = batch + closing_reserve(n_in_file + len(frames))
+        if batch + need <= self._space_credit:  # known room: no system call for this batch
+            self._space_credit -= batch
+            return
         with _os_errors():
             left = space_left(path)
+        # Ask again once half of what is known to be spare has been written (or another
+        # process filled the disk faster; then the next check still comes well before it).
+        self._space_credit = max(0, (left - need) // 2)
         if left < need:
             raise OutputError(
                 f"disk full: {left / 1e6:.1f} MB left for {path}, the next {len(frames)} "
