@@ -11,10 +11,11 @@ from typing import Any
 import h5py
 import numpy as np
 import pytest
+from _tomcat_reference import TomcatLayout
 
 from pco_writer.buffer import ReceivedFrame
 from pco_writer.errors import ConfigError, DatasetExistsError, OutputError
-from pco_writer.h5 import FileLayout, H5Sink, OutputFiles, TomcatLayout
+from pco_writer.h5 import FileLayout, H5Sink, OutputFiles
 from pco_writer.h5._layout_file import H5Layout
 from pco_writer.layouts import ParameterSet, load_layout, parse_layout
 from pco_writer.protocol import parse_header

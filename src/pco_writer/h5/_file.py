@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 from pco_writer.buffer import ReceivedFrame
 
-__all__ = ["FrameFile", "FileLayout"]
+__all__ = ["FileLayout", "FrameFile"]
 
 
 class FrameFile(Protocol):
@@ -65,21 +65,3 @@ class FileLayout(Protocol):
     def open(self, path: Path, dataset_name: str, first_index: int, n_requested: int) -> FrameFile:
         """A file object for ``path``; the HDF5 file itself is created on the first write."""
         ...
-
-
-class TomcatLayout:
-    """The built-in TOMCAT Scientific Data Exchange layout, written by :class:`TomcatFile`."""
-
-    name = "tomcat"
-
-    def check(self, path: Path, dataset_name: str) -> None:  # noqa: D102
-        from pco_writer.h5._tomcat import check_output_file
-
-        check_output_file(path, dataset_name)
-
-    def open(  # noqa: D102
-        self, path: Path, dataset_name: str, first_index: int, n_requested: int
-    ) -> FrameFile:
-        from pco_writer.h5._tomcat import TomcatFile
-
-        return TomcatFile(path, dataset_name, first_index, n_requested)

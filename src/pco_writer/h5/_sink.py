@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from pco_writer.buffer import ReceivedFrame
 from pco_writer.errors import OutputError
-from pco_writer.h5._file import FileLayout, FrameFile, TomcatLayout
+from pco_writer.h5._file import FileLayout, FrameFile
 from pco_writer.h5._paths import OutputFiles
 from pco_writer.h5._space import closing_reserve, space_left
 from pco_writer.h5._writeback import WriteBehind
@@ -32,15 +32,15 @@ class H5Sink:
         files: where each file goes.
         dataset_name: the dataset name in every file.
         sequence: the acquisition's frame bookkeeping (first id, gaps); read only.
+        layout: makes each file (``H5Layout`` of the tomcat, nxtomo or a user layout).
         flush_interval: seconds between flushes; bounds what a crash can lose.
-        layout: makes each file (default: the TOMCAT Data Exchange layout).
     """
 
     files: OutputFiles
     dataset_name: str
     sequence: FrameSequence
+    layout: FileLayout
     flush_interval: float = 1.0
-    layout: FileLayout = field(default_factory=TomcatLayout)
     written_paths: list[str] = field(default_factory=list)
     _current: FrameFile | None = field(default=None, init=False)
     _writeback: WriteBehind | None = field(default=None, init=False)

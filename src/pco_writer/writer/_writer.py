@@ -83,8 +83,9 @@ class Writer:
             user_id=config.user_id,
         )
         self.sink = H5Sink(
-            self.files, config.dataset_name, self.sequence, config.flush_interval,
+            self.files, config.dataset_name, self.sequence,
             layout=H5Layout(self.layout, self.parameter_set, config.compression),
+            flush_interval=config.flush_interval,
         )  # fmt: skip
         self.source = self._frame_source(config)
         settings = ReceiverSettings(

@@ -1,21 +1,13 @@
-"""One HDF5 file of the TOMCAT Scientific Data Exchange layout, for one dataset name.
+"""The TOMCAT writer as first written, before layouts: the reference for the tomcat layout file.
 
-```
-/exchange/<dataset_name>                      (n, y, x) frames, one chunk per frame
-    @image_nr_low, @image_nr_high             1-based numbers of its first and last frame
-/measurement/acquisition/<dataset_name>/      one entry per frame, same order
-    frame (uint64), shape (n x ndim), htype, tag, source, type, endianness (strings)
-    @end_reason, @n_frames_requested, @n_frames_written   (set when the file is closed)
-    missing_frame_ids                         (set when the file is closed)
-```
-
-Only the writer thread touches an open file. The file is created lazily, on its first frame,
-so that a run which receives nothing leaves nothing behind.
+The package writes every layout, tomcat included, with one engine (``h5/_layout_file.py``).
+This hand-written TOMCAT writer stays here, in the tests, so that
+``test_tomcat_layout_file_writes_what_tomcat_file_writes`` can prove the layout file
+reproduces it exactly.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,18 +20,83 @@ import numpy.typing as npt
 
 from pco_writer.buffer import ReceivedFrame
 from pco_writer.errors import DatasetExistsError, OutputError
-from pco_writer.h5._metadata import FrameMetadata
 from pco_writer.protocol import FrameHeader
-
-__all__ = ["TomcatFile", "check_output_file", "EXCHANGE", "ACQUISITION"]
-
-log = logging.getLogger(__name__)
 
 EXCHANGE = "exchange"
 ACQUISITION = "measurement/acquisition"
-# Readable by HDF5 1.8 and every reader of the field; no SWMR flags that would make a file
-# unreadable without h5clear after a crash (see docs/decisions/0002-crash-safety.md).
 _LIBVER = ("earliest", "v110")
+
+NO_FRAME = np.iinfo(np.uint64).max  # the `frame` value of an index whose frame never came
+STRING_FIELDS = ("htype", "tag", "source", "type", "endianness")
+_STR = h5py.string_dtype("utf-8")
+
+
+@dataclass
+class FrameMetadata:
+    """The header values of every frame of one file, by local index."""
+
+    ndim: int
+    frame: npt.NDArray[np.uint64] = field(init=False)
+    shape: npt.NDArray[np.uint64] = field(init=False)
+    strings: dict[str, npt.NDArray[np.object_]] = field(init=False)
+    extent: int = 0
+    _dirty_from: int = 0
+
+    def __post_init__(self) -> None:
+        self.frame = np.full(0, NO_FRAME, np.uint64)
+        self.shape = np.zeros((0, self.ndim), np.uint64)
+        self.strings = {name: np.full(0, "", object) for name in STRING_FIELDS}
+
+    def record(self, local_index: int, header: FrameHeader) -> None:
+        """Keep the header values of the frame at ``local_index``."""
+        if local_index >= len(self.frame):
+            self._grow(local_index + 1)
+        self.frame[local_index] = header.frame
+        self.shape[local_index] = header.shape
+        for name in STRING_FIELDS:
+            self.strings[name][local_index] = getattr(header, name)
+        self._dirty_from = min(self._dirty_from, local_index)
+        self.extent = max(self.extent, local_index + 1)
+
+    def create(self, group: h5py.Group) -> None:
+        """Create the empty, extendable per-frame datasets in ``group``."""
+        chunk = 4096
+        group.create_dataset(
+            "frame", (0,), np.uint64, maxshape=(None,), chunks=(chunk,), fillvalue=NO_FRAME
+        )
+        group.create_dataset(
+            "shape", (0, self.ndim), np.uint64, maxshape=(None, self.ndim),
+            chunks=(chunk, self.ndim),
+        )  # fmt: skip
+        for name in STRING_FIELDS:
+            group.create_dataset(name, (0,), _STR, maxshape=(None,), chunks=(chunk,))
+
+    def write(self, group: h5py.Group) -> None:
+        """Write what changed since the last call into ``group``'s datasets."""
+        lo, hi = self._dirty_from, self.extent
+        if lo >= hi:
+            return
+        self._write_slice(group["frame"], self.frame, lo, hi)
+        self._write_slice(group["shape"], self.shape, lo, hi)
+        for name in STRING_FIELDS:
+            self._write_slice(group[name], self.strings[name], lo, hi)
+        self._dirty_from = hi
+
+    @staticmethod
+    def _write_slice(ds: Any, values: npt.NDArray[Any], lo: int, hi: int) -> None:
+        if ds.shape[0] < hi:
+            ds.resize(hi, axis=0)
+        ds[lo:hi] = values[lo:hi]
+
+    def _grow(self, n: int) -> None:
+        size = max(n, 2 * len(self.frame), 1024)
+        old = len(self.frame)
+        self.frame = np.concatenate([self.frame, np.full(size - old, NO_FRAME, np.uint64)])
+        self.shape = np.concatenate([self.shape, np.zeros((size - old, self.ndim), np.uint64)])
+        for name in STRING_FIELDS:
+            self.strings[name] = np.concatenate(
+                [self.strings[name], np.full(size - old, "", object)]
+            )
 
 
 def check_output_file(path: Path, dataset_name: str) -> None:
@@ -153,7 +210,6 @@ class TomcatFile:
             self._file = h5py.File(self.path, "a", libver=_LIBVER, rdcc_nbytes=0)
         except OSError as exc:
             raise OutputError(f"cannot open output file {self.path}: {exc}") from None
-        log.info("writing %s/%s to %s", EXCHANGE, self.dataset_name, self.path)
         self._offset_tail = (0,) * len(first.shape)
         self._data = self._file.create_dataset(
             f"{EXCHANGE}/{self.dataset_name}",
@@ -168,3 +224,15 @@ class TomcatFile:
         self._meta = FrameMetadata(len(first.shape))
         self._meta.create(self._group)
         self._file.flush()
+
+
+class TomcatLayout:
+    """A ``FileLayout`` that writes with :class:`TomcatFile`."""
+
+    name = "tomcat"
+
+    def check(self, path: Path, dataset_name: str) -> None:
+        check_output_file(path, dataset_name)
+
+    def open(self, path: Path, dataset_name: str, first_index: int, n_requested: int) -> Any:
+        return TomcatFile(path, dataset_name, first_index, n_requested)
