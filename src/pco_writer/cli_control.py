@@ -90,6 +90,7 @@ def add_acquire(commands: Any) -> None:
     p.add_argument(
         "--compression", default="none", help="none, bitshuffle-lz4 or blosc-lz4"
     )  # checked by the client
+    p.add_argument("--layout", default="tomcat", help="tomcat, nxtomo or a layout file")
     p.set_defaults(handler=_run_acquire)
 
 
@@ -101,7 +102,7 @@ def _run_acquire(args: argparse.Namespace) -> int:
             pco.configure(
                 output_file=args.output, dataset_name=args.dataset_name, n_frames=args.n_frames,
                 user_id=args.user_id, max_frames_per_file=args.max_frames_per_file,
-                compression=args.compression,
+                compression=args.compression, layout=args.layout,
             )  # fmt: skip
             pco.start()
             stats = pco.wait()

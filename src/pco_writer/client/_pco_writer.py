@@ -67,6 +67,8 @@ class PcoWriter:
         timeout: seconds to wait for each answer.
         compression: chunk compression, none, bitshuffle-lz4 or blosc-lz4 (sent only when
             not none, so a start request stays what pco_rclient sends).
+        layout: the file layout, tomcat (default, not sent), nxtomo, or a layout file below the
+            server's data root.
         token: the servers' shared secret, sent in the ``X-PCO-Writer-Token`` header
             (default: ``$PCO_WRITER_TOKEN``; none when that is unset).
     """
@@ -87,6 +89,7 @@ class PcoWriter:
         timeout: float = 3.0,
         token: str = "",
         compression: str = "none",
+        layout: str = "tomcat",
     ) -> None:
         if cam:
             connection_address, flask_api_address, writer_api_address = camera_addresses(
@@ -102,6 +105,7 @@ class PcoWriter:
         self.user_id = user_id
         self.max_frames_per_file = max_frames_per_file
         self.compression = compression
+        self.layout = layout
         self.last_run_id = 0
         self.previous_statistics: dict[str, Any] | None = None
         token = token or os.environ.get(TOKEN_ENV, "")
@@ -140,6 +144,7 @@ class PcoWriter:
         max_frames_per_file: int | None = None,
         verbose: bool = False,
         compression: str | None = None,
+        layout: str | None = None,
     ) -> dict[str, str]:
         """Change settings of the next acquisition; returns the configuration.
 
@@ -164,6 +169,10 @@ class PcoWriter:
             self.connection_address = check_connection_address(connection_address)
         if compression is not None:
             self.compression = check_compression(compression)
+        if layout is not None:
+            if not str(layout).strip():
+                raise ClientError("layout must name a built-in layout (tomcat, nxtomo) or a file")
+            self.layout = str(layout)
         self.status = "configured" if self.validate_configuration() else "unconfigured"
         if verbose:
             print(json.dumps(self.get_configuration(), indent=2))
@@ -205,6 +214,8 @@ class PcoWriter:
         }
         if self.compression != "none":
             config["compression"] = self.compression
+        if self.layout != "tomcat":  # pco_rclient's servers know no layout: send it only if set
+            config["layout"] = self.layout
         if verbose:
             print(json.dumps(config, indent=2))
         return config

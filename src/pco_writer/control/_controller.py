@@ -20,7 +20,12 @@ from pco_writer.api._serving import bind_socket
 from pco_writer.auth import TOKEN_ENV, TOKEN_HEADER
 from pco_writer.control._config import CameraConfig
 from pco_writer.control._logs import LogBuffer, Uptime
-from pco_writer.control._request import StartRequest, parse_start_request, resolve_output
+from pco_writer.control._request import (
+    StartRequest,
+    parse_start_request,
+    resolve_layout,
+    resolve_output,
+)
 from pco_writer.control._run import EXIT_USAGE, WriterRun, writer_command
 from pco_writer.errors import ConfigError, StateError
 
@@ -92,6 +97,7 @@ class Controller:
         self._check_user(request)
         port, data_root = self._placement(request, camera)
         output = resolve_output(request.output_file, data_root)
+        request = request.model_copy(update={"layout": resolve_layout(request.layout, data_root)})
         run = self._spawn(request, output, port)
         self._await_ready(run)
         return {

@@ -13,7 +13,7 @@ from pco_writer.errors import ConfigError
 from pco_writer.h5 import validate_dataset_name
 from pco_writer.names import Compression
 
-__all__ = ["StartRequest", "parse_start_request", "resolve_output"]
+__all__ = ["StartRequest", "parse_start_request", "resolve_layout", "resolve_output"]
 
 _TCP = r"^tcp://[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$"
 
@@ -45,6 +45,8 @@ class StartRequest(BaseModel):
     """Older clients name the writer's REST port so."""
     compression: Compression = "none"
     """Chunk compression: none, bitshuffle-lz4 or blosc-lz4 (pco_rclient never sends it)."""
+    layout: str = Field(default="tomcat", min_length=1, max_length=4096)
+    """A built-in layout (tomcat, nxtomo) or a layout file below the data root."""
 
     @field_validator("dataset_name")
     @classmethod
@@ -102,3 +104,36 @@ def resolve_output(output_file: str, data_root: Path) -> Path:
             "create it first"
         )
     return resolved
+
+
+def resolve_layout(layout: str, data_root: Path) -> str:
+    """A built-in layout name, or a layout file below the data root that loads without error.
+
+    The file is read here, before any spawn, so that a mistake in it is the answer to the
+    start request (with its node path), and nobody can make the server read files outside
+    the data root.
+
+    Raises:
+        ConfigError: an unknown name, a file outside the root, or a layout with mistakes.
+    """
+    from pco_writer.errors import LayoutError
+    from pco_writer.layouts import builtin_names, load_layout
+
+    if layout in builtin_names():
+        return layout
+    root = data_root.expanduser().resolve()
+    try:
+        path = Path(os.path.expanduser(layout))
+        resolved = (root / path).resolve() if not path.is_absolute() else path.resolve()
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise ConfigError(f"layout {layout!r} cannot be used: {exc}") from None
+    if not resolved.is_relative_to(root) or not resolved.is_file():
+        raise ConfigError(
+            f"layout {layout!r} is neither a built-in layout ({', '.join(builtin_names())}) "
+            f"nor a layout file below the data root '{root}'"
+        )
+    try:
+        load_layout(str(resolved))
+    except LayoutError as exc:
+        raise ConfigError(f"layout {layout!r}: {exc}") from None
+    return str(resolved)

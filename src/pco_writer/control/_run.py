@@ -36,6 +36,7 @@ def writer_command(
         "--max-frames-per-file", str(request.max_frames_per_file),
         "--user-id", str(request.user_id),
         "--compression", request.compression,
+        "--layout", request.layout,
         "--rest-host", host,
         "--rest-port", str(port),
         "--control-url", control_url,
