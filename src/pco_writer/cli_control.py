@@ -185,12 +185,17 @@ def _run_demo(args: argparse.Namespace) -> int:
     import tempfile
 
     from pco_writer.demo import run_demo
+    from pco_writer.errors import PcoWriterError
 
-    if args.workdir is not None:
-        run_demo(args.workdir, n_frames=args.frames)
-        return EXIT_OK
-    with tempfile.TemporaryDirectory(prefix="pco-writer-demo-") as tmp:
-        run_demo(Path(tmp), n_frames=args.frames)
+    try:
+        if args.workdir is not None:
+            run_demo(args.workdir, n_frames=args.frames)
+            return EXIT_OK
+        with tempfile.TemporaryDirectory(prefix="pco-writer-demo-") as tmp:
+            run_demo(Path(tmp), n_frames=args.frames)
+    except PcoWriterError as exc:
+        log.error("the demo failed: %s", exc)
+        return EXIT_FAILED
     return EXIT_OK
 
 

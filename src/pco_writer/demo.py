@@ -37,7 +37,7 @@ def run_demo(workdir: Path, n_frames: int = 50, fps: float = 20.0) -> Path:
     server = _start_server(control_port, workdir)
     try:
         camera.start()
-        output = workdir / "demo.h5"
+        output = _new_file(workdir)
         with PcoWriter(
             output_file=str(output), dataset_name="data", n_frames=n_frames,
             connection_address=address, flask_api_address=f"http://127.0.0.1:{control_port}",
@@ -91,3 +91,12 @@ def _start_server(port: int, data_root: Path) -> subprocess.Popen[bytes]:
 def _free_port() -> int:
     with bind_socket("127.0.0.1", 0) as sock:
         return int(sock.getsockname()[1])
+
+
+def _new_file(workdir: Path) -> Path:
+    """``demo.h5``, or ``demo_2.h5``... when earlier demos left theirs: a rerun never clashes."""
+    output, n = workdir / "demo.h5", 1
+    while output.exists():
+        n += 1
+        output = workdir / f"demo_{n}.h5"
+    return output
