@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -11,13 +10,6 @@ from _control_helpers import camera, free_port
 
 from pco_writer.client import ClientError, PcoWriter
 from pco_writer.control import ControlServer
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ControlServer]:
-    srv = ControlServer("127.0.0.1", 0, data_root=tmp_path).start()
-    yield srv
-    srv.stop(timeout=5.0)
 
 
 def client(server: ControlServer, address: str, output: Path, **settings: object) -> PcoWriter:

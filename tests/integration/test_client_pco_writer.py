@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -12,14 +11,6 @@ from _control_helpers import camera, free_port, wait_for
 
 from pco_writer.client import ClientError, PcoWriter, RunStatistics
 from pco_writer.control import ControlServer
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ControlServer]:
-    srv = ControlServer("127.0.0.1", 0, data_root=tmp_path).start()
-    yield srv
-    srv.stop(timeout=5.0)
-    assert not any(run["alive"] for run in srv.controller.runs()), "a writer outlived the test"
 
 
 def make_client(

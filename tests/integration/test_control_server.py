@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import h5py
 import httpx
-import pytest
 from _control_helpers import camera, free_port, wait_for
 
 from pco_writer.control import ControlServer, ServerConfig
@@ -19,20 +17,6 @@ LAST_RUN_KEYS = {
     "writing_rate", "user_id", "start_time", "end_time", "output_file", "dataset_name",
     "status", "success",
 }  # fmt: skip
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ControlServer]:
-    srv = ControlServer("127.0.0.1", 0, data_root=tmp_path).start()
-    yield srv
-    srv.stop(timeout=5.0)
-    assert not any(run["alive"] for run in srv.controller.runs()), "a writer outlived the test"
-
-
-@pytest.fixture
-def http(server: ControlServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=5) as client:
-        yield client
 
 
 def rclient_body(address: str, port: int, **changes: str) -> bytes:

@@ -11,7 +11,6 @@ import resource
 import signal
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,20 +33,6 @@ from pco_writer.api import serve_writer
 from pco_writer.control import ControlServer
 from pco_writer.errors import OutputError
 from pco_writer.writer import Writer, WriterConfig, WriterStatus
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ControlServer]:
-    srv = ControlServer("127.0.0.1", 0, data_root=tmp_path).start()
-    yield srv
-    srv.stop(timeout=5.0)
-    assert not any(run["alive"] for run in srv.controller.runs()), "a writer outlived the test"
-
-
-@pytest.fixture
-def http(server: ControlServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=5) as client:
-        yield client
 
 
 def rclient_body(address: str, port: int, **changes: str) -> bytes:

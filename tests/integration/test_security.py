@@ -36,20 +36,6 @@ def data_root(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def server(data_root: Path) -> Iterator[ControlServer]:
-    srv = ControlServer("127.0.0.1", 0, data_root=data_root).start()
-    yield srv
-    srv.stop(timeout=5.0)
-    assert not any(run["alive"] for run in srv.controller.runs()), "a writer outlived the test"
-
-
-@pytest.fixture
-def http(server: ControlServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=5) as client:
-        yield client
-
-
 # --- paths -----------------------------------------------------------------------------------
 
 
