@@ -181,3 +181,12 @@ def test_kill_minus_9_leaves_a_readable_file_with_the_frames_of_the_last_flush(t
         group = f["measurement/acquisition/data"]
         assert list(group["frame"][:]) == [FIRST + i for i in range(30)]
         assert "end_reason" not in group.attrs  # never closed: the reader knows
+
+
+def test_missing_parent_folders_are_created(tmp_path: Path) -> None:
+    output = tmp_path / "e12345" / "sample" / "scan.h5"
+    with camera() as cam, running_writer(connect=cam.address, output=str(output), n_frames=1) as w:
+        cam.send(frame(FIRST))
+        assert finish(w)["n_written_frames"] == 1
+    with h5py.File(output, "r") as f:
+        assert np.array_equal(f["exchange/data"][0], image(FIRST))
