@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
@@ -112,20 +114,31 @@ def _write_cli(*args: str) -> subprocess.Popen[str]:
     )  # fmt: skip
 
 
+@contextmanager
+def writer_process(*args: str) -> Iterator[subprocess.Popen[str]]:
+    """``pco-writer write`` as a process; killed at the end if the test left it running."""
+    proc = _write_cli(*args)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+
+
 def test_sigterm_ends_n_frames_0_cleanly_with_exit_0(tmp_path: Path) -> None:
     output = tmp_path / "sig.h5"
-    with camera() as cam:
-        proc = _write_cli("--connect", cam.address, "--output", str(output), "--n-frames", "0")
-        try:
-            for i in range(20):
-                cam.send(frame(FIRST + i), timeout_ms=20_000)
-            time.sleep(1.5)  # the writer takes them and flushes
-            proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=20)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
+    with (
+        camera() as cam,
+        writer_process(
+            "--connect", cam.address, "--output", str(output), "--n-frames", "0"
+        ) as proc,
+    ):
+        for i in range(20):
+            cam.send(frame(FIRST + i), timeout_ms=20_000)
+        time.sleep(1.5)  # the writer takes them and flushes
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     stats = json.loads(out)
     assert (stats["n_written_frames"], stats["end_reason"]) == (20, "stopped")
@@ -161,18 +174,17 @@ def test_a_bad_output_name_is_refused_before_connecting(bad: str, tmp_path: Path
 
 def test_kill_minus_9_leaves_a_readable_file_with_the_frames_of_the_last_flush(tmp_path) -> None:
     output = tmp_path / "crash.h5"
-    with camera() as cam:
-        proc = _write_cli("--connect", cam.address, "--output", str(output), "--n-frames", "0")
-        try:
-            for i in range(30):
-                cam.send(frame(FIRST + i), timeout_ms=20_000)
-            time.sleep(2.5)  # more than a flush interval after the last frame
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.communicate(timeout=10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
+    with (
+        camera() as cam,
+        writer_process(
+            "--connect", cam.address, "--output", str(output), "--n-frames", "0"
+        ) as proc,
+    ):
+        for i in range(30):
+            cam.send(frame(FIRST + i), timeout_ms=20_000)
+        time.sleep(2.5)  # more than a flush interval after the last frame
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=10)
     with h5py.File(output, "r") as f:  # plain open: no h5clear, no SWMR
         data = f["exchange/data"]
         assert data.shape == (30, *SHAPE)

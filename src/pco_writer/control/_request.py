@@ -10,8 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pco_writer.api._errors import describe_validation
 from pco_writer.errors import ConfigError
-from pco_writer.h5 import validate_dataset_name
-from pco_writer.names import Compression
+from pco_writer.names import Compression, validate_dataset_name
 
 __all__ = ["StartRequest", "parse_start_request", "resolve_layout", "resolve_output"]
 

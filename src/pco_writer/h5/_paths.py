@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pco_writer.errors import ConfigError
-from pco_writer.names import validate_dataset_name
 
-__all__ = ["OutputFiles", "validate_dataset_name"]
+__all__ = ["OutputFiles"]
 
 log = logging.getLogger(__name__)
 
