@@ -16,12 +16,16 @@ from pco_writer.errors import OutputError
 from pco_writer.h5._file import FileLayout, FrameFile
 from pco_writer.h5._paths import OutputFiles
 from pco_writer.h5._space import closing_reserve, space_left
-from pco_writer.h5._writeback import WriteBehind
+from pco_writer.h5._writeback import WINDOW_BYTES, WriteBehind
 from pco_writer.sequence import FrameSequence
 
 __all__ = ["H5Sink"]
 
 log = logging.getLogger(__name__)
+
+# Write-behind looks at the file after every this many bytes (ADR 0005): a batch of 64 pco.edge
+# frames (700 MB) written in one go left that much dirty before the disk was asked for any.
+_WRITE_BEHIND_STEP = WINDOW_BYTES // 4
 
 
 @dataclass
@@ -91,8 +95,9 @@ class H5Sink:
             self._roll_to(number, frames[0])
         assert self._current is not None
         with _os_errors():
-            self._current.write(frames)
-            self._write_behind()
+            for part in _by_bytes(frames, _WRITE_BEHIND_STEP):
+                self._current.write(part)
+                self._write_behind()
 
     def _check_space(self, number: int, frames: Sequence[ReceivedFrame]) -> None:
         """Refuse a batch that would leave too little room to close the file (disk full)."""
@@ -162,6 +167,18 @@ class H5Sink:
 
     def _number_of(self, f: FrameFile) -> int:
         return self.files.file_number(f.first_index)
+
+
+def _by_bytes(frames: Sequence[ReceivedFrame], limit: int) -> Iterator[Sequence[ReceivedFrame]]:
+    """Consecutive runs of ``frames`` of at most ``limit`` bytes (at least one frame each)."""
+    start, size = 0, 0
+    for i, f in enumerate(frames):
+        if size and size + f.nbytes > limit:
+            yield frames[start:i]
+            start, size = i, 0
+        size += f.nbytes
+    if start < len(frames):
+        yield frames[start:]
 
 
 @contextmanager
