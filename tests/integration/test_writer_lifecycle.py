@@ -172,7 +172,12 @@ def test_a_bad_output_name_is_refused_before_connecting(bad: str, tmp_path: Path
     assert not any(tmp_path.iterdir())
 
 
-def test_kill_minus_9_leaves_a_readable_file_with_the_frames_of_the_last_flush(tmp_path) -> None:
+@pytest.mark.parametrize(
+    "shape", [SHAPE, (300, 512)], ids=["small-frames", "large-frames-aligned-chunks"]
+)
+def test_kill_minus_9_leaves_a_readable_file_with_the_frames_of_the_last_flush(
+    tmp_path: Path, shape: tuple[int, int]
+) -> None:
     output = tmp_path / "crash.h5"
     with (
         camera() as cam,
@@ -181,15 +186,15 @@ def test_kill_minus_9_leaves_a_readable_file_with_the_frames_of_the_last_flush(t
         ) as proc,
     ):
         for i in range(30):
-            cam.send(frame(FIRST + i), timeout_ms=20_000)
+            cam.send(frame(FIRST + i, shape), timeout_ms=20_000)
         time.sleep(2.5)  # more than a flush interval after the last frame
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=10)
     with h5py.File(output, "r") as f:  # plain open: no h5clear, no SWMR
         data = f["exchange/data"]
-        assert data.shape == (30, *SHAPE)
+        assert data.shape == (30, *shape)
         for i in range(30):
-            assert np.array_equal(data[i], image(FIRST + i))
+            assert np.array_equal(data[i], image(FIRST + i, shape))
         group = f["measurement/acquisition/data"]
         assert list(group["frame"][:]) == [FIRST + i for i in range(30)]
         assert "end_reason" not in group.attrs  # never closed: the reader knows

@@ -30,7 +30,7 @@ def test_large_chunks_start_on_a_page_boundary(tmp_path: Path) -> None:
 
 
 def test_small_chunks_stay_packed(tmp_path: Path) -> None:
-    acquire(tomcat_engine(), tmp_path / "small.h5", n=6, shape=(4, 6))
+    acquire(tomcat_engine(), tmp_path / "small.h5", n=6, shape=(4, 6), batch=6)
     offsets = chunk_offsets(tmp_path / "small.h5", 6)
     assert np.diff(offsets).tolist() == [48] * 5  # 4 x 6 uint16, back to back
 
@@ -46,8 +46,8 @@ def test_write_behind_is_advanced_within_a_large_batch(
         real_advance(self)
 
     monkeypatch.setattr(WriteBehind, "advance", spy)
-    shape, n = (100, 100), 12
-    monkeypatch.setattr(_sink, "_WRITE_BEHIND_STEP", 3 * 100 * 100 * 2)  # three frames
+    shape, n = (400, 400), 12
+    monkeypatch.setattr(_sink, "_WRITE_BEHIND_STEP", 3 * 400 * 400 * 2)  # three frames
     sequence = FrameSequence(n)
     sink = H5Sink(OutputFiles.from_output(str(tmp_path / "out.h5"), n, 0), "data", sequence,
                   layout=tomcat_engine())  # fmt: skip

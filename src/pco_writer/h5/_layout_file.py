@@ -36,6 +36,7 @@ from pco_writer.h5._layout_values import (
     evaluate,
     hdf5_value,
 )
+from pco_writer.h5._open import open_for_frames
 from pco_writer.layouts import Attribute, Dataset, Group, Layout, Link, ParameterSet, Source
 from pco_writer.statistics import iso_now
 
@@ -43,11 +44,6 @@ __all__ = ["H5Layout", "LayoutFile"]
 
 log = logging.getLogger(__name__)
 
-_LIBVER = ("earliest", "v110")  # as the TOMCAT files (docs/decisions/0002-crash-safety.md)
-# Chunks from 256 KiB on start on a page boundary: a chunk that shares its first and last page
-# with its neighbours makes the kernel read those pages back from disk once write-behind has
-# dropped them, which cost a third of the write rate of pco.edge frames (ADR 0005).
-_ALIGN_FROM, _PAGE = 256 << 10, 4096
 _PARAM_DTYPE = {"NX_INT": "int64", "NX_FLOAT": "float64", "NX_BOOLEAN": "bool",
                 "NX_CHAR": "string", "NX_DATE_TIME": "string"}  # fmt: skip
 
@@ -237,10 +233,7 @@ class LayoutFile:
     def _open(self, first: ReceivedFrame) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = h5py.File(
-                self.path, "a", libver=_LIBVER, rdcc_nbytes=0,
-                alignment_threshold=_ALIGN_FROM, alignment_interval=_PAGE,
-            )  # fmt: skip
+            self._file = open_for_frames(self.path)
         except OSError as exc:
             raise OutputError(f"cannot open output file {self.path}: {exc}") from None
         try:
