@@ -86,6 +86,10 @@ class FrameBuffer:
         self._items: deque[ReceivedFrame] = deque()
         self._cond = threading.Condition()
         self._closed = False
+        # Who is waiting: a notify costs a system call, and at 10k frames/s mostly nobody is.
+        self._producer_waits = False
+        self._consumer_waits = False
+        self._wanted = 1  # frames the waiting consumer wants before it is worth waking
 
     def __len__(self) -> int:
         return len(self._items)
@@ -115,7 +119,10 @@ class FrameBuffer:
             if not self._closed and self._room(nbytes) is None:
                 t0 = time.monotonic()
                 self.stats.n_full_waits += 1
+                self._producer_waits = True
+                self._cond.notify_all()  # a lingering consumer takes what is there now
                 self._cond.wait_for(lambda: self._closed or self._room(nbytes) is not None, timeout)
+                self._producer_waits = False
                 self.stats.full_wait_seconds += time.monotonic() - t0
             placed = None if self._closed else self._room(nbytes)
             if placed is None:
@@ -152,24 +159,40 @@ class FrameBuffer:
         """Hand a received frame (whose payload is in its reserved slot) to the consumer."""
         with self._cond:
             self._items.append(frame)
-            self._cond.notify_all()
+            if self._consumer_waits and len(self._items) >= self._wanted:
+                self._cond.notify_all()
 
-    def get_batch(self, max_items: int, timeout: float) -> list[ReceivedFrame]:
+    def get_batch(self, max_items: int, timeout: float, linger: float = 0.0) -> list[ReceivedFrame]:
         """Take up to ``max_items`` frames, waiting up to ``timeout`` s for the first one.
 
+        With ``linger``, wait up to that much longer for a full batch once the first frame is
+        there (not while the receiver waits for room): small frames then come in batches
+        instead of one wake-up each.
         The frames' payloads stay valid until :meth:`release` is called with them.
         """
         with self._cond:
-            if not self._items:
-                self._cond.wait_for(lambda: self._items or self._closed, timeout)
+            self._wait_for_items(1, timeout)
+            if linger > 0 and self._items:
+                self._wait_for_items(max_items, linger)
             n = min(max_items, len(self._items))
             return [self._items.popleft() for _ in range(n)]
+
+    def _wait_for_items(self, wanted: int, timeout: float) -> None:
+        if len(self._items) >= wanted or self._closed or self._producer_waits:
+            return
+        self._wanted = wanted
+        self._consumer_waits = True
+        self._cond.wait_for(
+            lambda: len(self._items) >= wanted or self._closed or self._producer_waits, timeout
+        )
+        self._consumer_waits = False
 
     def release(self, frames: list[ReceivedFrame]) -> None:
         """Free the ring room of frames taken with :meth:`get_batch` (after writing them)."""
         with self._cond:
             self.stats.used_bytes -= sum(f.span for f in frames)
-            self._cond.notify_all()
+            if self._producer_waits:
+                self._cond.notify_all()
 
     def close(self) -> None:
         """Say that no more frames will come; the consumer drains what is left."""

@@ -119,3 +119,41 @@ def test_cancel_gives_the_room_back() -> None:
     buf.cancel(slot)
     assert buf.stats.used_bytes == 0
     assert np.frombuffer(buf.reserve(256, 0.1).view, np.uint8).size == 256  # type: ignore[union-attr]
+
+
+def test_a_lingering_consumer_gets_the_frames_of_a_burst_in_one_batch() -> None:
+    buf = FrameBuffer(4096)
+
+    def produce() -> None:
+        for i in range(8):
+            buf.commit(_frame(buf, i, 16))
+
+    producer = threading.Timer(0.05, produce)
+    producer.start()
+    batch = buf.get_batch(8, 5.0, linger=5.0)  # wakes when the 8th frame is in, not the 1st
+    producer.join(5)
+    assert [f.index for f in batch] == list(range(8))
+
+
+def test_a_lingering_consumer_stops_lingering_when_the_producer_waits_for_room() -> None:
+    buf = FrameBuffer(256)
+    buf.commit(_frame(buf, 0, 200))
+    got: list[list[ReceivedFrame]] = []
+
+    def consume() -> None:
+        got.append(buf.get_batch(10, 5.0, linger=60.0))
+        buf.release(got[0])
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    # The ring is full and the receiver waits: the writer takes the frame now, not in 60 s.
+    assert buf.reserve(200, 10.0) is not None
+    consumer.join(10)
+    assert [f.index for f in got[0]] == [0]
+
+
+def test_without_linger_the_consumer_takes_what_is_there() -> None:
+    buf = FrameBuffer(4096)
+    buf.commit(_frame(buf, 0, 16))
+    buf.commit(_frame(buf, 1, 16))
+    assert [f.index for f in buf.get_batch(8, 1.0)] == [0, 1]
