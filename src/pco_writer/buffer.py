@@ -26,6 +26,7 @@ from pco_writer.protocol import FrameHeader
 __all__ = ["BufferStats", "FrameBuffer", "ReceivedFrame", "Slot"]
 
 _ALIGN = 64  # payloads start on cache-line boundaries
+BATCH_BYTES = 16 << 20  # a lingering consumer takes a batch once this much is waiting
 
 
 @dataclass(slots=True)
@@ -90,6 +91,7 @@ class FrameBuffer:
         self._producer_waits = False
         self._consumer_waits = False
         self._wanted = 1  # frames the waiting consumer wants before it is worth waking
+        self._queued_bytes = 0  # payload bytes committed and not yet taken
 
     def __len__(self) -> int:
         return len(self._items)
@@ -159,15 +161,16 @@ class FrameBuffer:
         """Hand a received frame (whose payload is in its reserved slot) to the consumer."""
         with self._cond:
             self._items.append(frame)
-            if self._consumer_waits and len(self._items) >= self._wanted:
+            self._queued_bytes += frame.nbytes
+            if self._consumer_waits and self._enough(self._wanted):
                 self._cond.notify_all()
 
     def get_batch(self, max_items: int, timeout: float, linger: float = 0.0) -> list[ReceivedFrame]:
         """Take up to ``max_items`` frames, waiting up to ``timeout`` s for the first one.
 
-        With ``linger``, wait up to that much longer for a full batch once the first frame is
-        there (not while the receiver waits for room): small frames then come in batches
-        instead of one wake-up each.
+        With ``linger``, wait up to that much longer for a full batch (``max_items`` frames or
+        :data:`BATCH_BYTES`) once the first frame is there, but not while the receiver waits
+        for room: small frames then come in batches instead of one wake-up each.
         The frames' payloads stay valid until :meth:`release` is called with them.
         """
         with self._cond:
@@ -175,17 +178,25 @@ class FrameBuffer:
             if linger > 0 and self._items:
                 self._wait_for_items(max_items, linger)
             n = min(max_items, len(self._items))
-            return [self._items.popleft() for _ in range(n)]
+            batch = [self._items.popleft() for _ in range(n)]
+            self._queued_bytes -= sum(f.nbytes for f in batch)
+            return batch
 
     def _wait_for_items(self, wanted: int, timeout: float) -> None:
-        if len(self._items) >= wanted or self._closed or self._producer_waits:
+        if self._enough(wanted):
             return
         self._wanted = wanted
         self._consumer_waits = True
-        self._cond.wait_for(
-            lambda: len(self._items) >= wanted or self._closed or self._producer_waits, timeout
-        )
+        self._cond.wait_for(lambda: self._enough(wanted), timeout)
         self._consumer_waits = False
+
+    def _enough(self, wanted: int) -> bool:
+        return (
+            len(self._items) >= wanted
+            or (wanted > 1 and self._queued_bytes >= BATCH_BYTES)
+            or self._closed
+            or self._producer_waits
+        )
 
     def release(self, frames: list[ReceivedFrame]) -> None:
         """Free the ring room of frames taken with :meth:`get_batch` (after writing them)."""
@@ -206,6 +217,7 @@ class FrameBuffer:
             n = len(self._items)
             self.stats.used_bytes -= sum(f.span for f in self._items)
             self._items.clear()
+            self._queued_bytes = 0
             self.stats.n_dropped += n
             self._closed = True
             self._cond.notify_all()

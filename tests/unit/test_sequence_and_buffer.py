@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pco_writer import buffer as buffer_module
 from pco_writer.buffer import FrameBuffer, ReceivedFrame
 from pco_writer.errors import ProtocolError
 from pco_writer.protocol import FrameHeader
@@ -157,3 +158,18 @@ def test_without_linger_the_consumer_takes_what_is_there() -> None:
     buf.commit(_frame(buf, 0, 16))
     buf.commit(_frame(buf, 1, 16))
     assert [f.index for f in buf.get_batch(8, 1.0)] == [0, 1]
+
+
+def test_a_lingering_consumer_takes_a_batch_once_enough_bytes_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(buffer_module, "BATCH_BYTES", 48)
+    buf = FrameBuffer(4096)
+    got: list[list[ReceivedFrame]] = []
+    consumer = threading.Thread(target=lambda: got.append(buf.get_batch(64, 5.0, linger=60.0)))
+    consumer.start()
+    for i in range(3):  # 3 frames of 16 bytes fill a batch of 48 bytes: no 60 s linger
+        buf.commit(_frame(buf, i, 16))
+    consumer.join(10)
+    assert not consumer.is_alive()
+    assert [f.index for f in got[0]] == [0, 1, 2]
