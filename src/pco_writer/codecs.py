@@ -219,8 +219,10 @@ def _bitshuffle() -> Any:
 
 
 def _block_elements(itemsize: int) -> int:
-    """bitshuffle's default block: about 8 KiB, a multiple of 8 elements, at least 128."""
-    return max(8192 // itemsize // 8 * 8, 128)
+    """Blocks of 16 KiB (a multiple of 8 elements): on noisy pco.edge frames, 1.55 GB/s a core
+    against 1.38 with bitshuffle's default 8 KiB, and a slightly better ratio (ADR 0040).
+    Readers take the block size from each chunk's header."""
+    return max(16384 // itemsize // 8 * 8, 128)
 
 
 def _bitshuffle_lz4(data: Any, itemsize: int) -> Any:

@@ -82,8 +82,8 @@ def test_bitshuffle_chunks_have_the_filter_header_with_the_block_size_in_bytes()
     codec = get_codec("bitshuffle-lz4")
     assert codec is not None
     chunk = bytes(codec.compress(frame.data, 4))
-    assert struct.unpack(">QI", chunk[:12]) == (frame.nbytes, 2048 * 4)
-    assert chunk[12:] == bytes(bitshuffle.compress_lz4(frame, 2048))
+    assert struct.unpack(">QI", chunk[:12]) == (frame.nbytes, 4096 * 4)  # 16 KiB blocks
+    assert chunk[12:] == bytes(bitshuffle.compress_lz4(frame, 4096))
 
 
 def test_filters_are_those_of_hdf5plugin() -> None:
