@@ -4,7 +4,7 @@
 open (first frame)   refuse a taken dataset name or a frame shape that cannot be appended,
                      then create groups, the frames dataset, per-frame datasets, constants,
                      links (their originals get @target); flush
-write (each batch)   one resize, then write_direct_chunk per frame; header values to memory
+write (each batch)   one resize, then a direct chunk write per frame; header values to memory
 flush (each second)  per-frame values written in one slice each; live writer values; flush
 close                parameters, end time and end reason, missing frame ids; flush; close
 ```
@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from pco_writer.buffer import ReceivedFrame
 from pco_writer.errors import ConfigError, DatasetExistsError, OutputError
+from pco_writer.h5._chunk_write import ChunkWriter
 from pco_writer.h5._compress import check_frames_filter, frames_filter
 from pco_writer.h5._layout_values import (
     LIVE,
@@ -150,6 +151,7 @@ class LayoutFile:
         self._facts = facts
         self._file: h5py.File | None = None
         self._data: Any = None
+        self._chunks: Any = None  # the ChunkWriter of _data
         self._rows = 0  # rows of the frames dataset
         self._tail: tuple[int, ...] = ()
         self._columns: list[Column] = []
@@ -177,11 +179,11 @@ class LayoutFile:
             self._data.resize(self._rows, axis=0)
         if extent > len(self._seen):
             self._grow(extent)
-        write_chunk, tail, seen = self._data.id.write_direct_chunk, self._tail, self._seen
+        write_chunk, tail, seen = self._chunks.write, self._tail, self._seen
         pending, lowest = self._pending, extent
         for f in frames:
             local = f.index - self.first_index
-            write_chunk((offset + local, *tail), f.data)
+            write_chunk((offset + local, *tail), f.data, f.nbytes)
             pending.append((local, f.header))  # header values are stored at flush
             seen[local] = True
             lowest = min(lowest, local)
@@ -302,12 +304,13 @@ class LayoutFile:
             self._data = self._file[path]
             check_frames_filter(self._data, self._owner.compression, self.path)
             self._rows = self._data.shape[0]
-            return
-        self._data = self._file.create_dataset(
-            path, shape=(0, *header.shape), maxshape=(None, *header.shape),
-            chunks=(1, *header.shape), dtype=header.dtype,
-            **frames_filter(self._owner.compression),
-        )  # fmt: skip
+        else:
+            self._data = self._file.create_dataset(
+                path, shape=(0, *header.shape), maxshape=(None, *header.shape),
+                chunks=(1, *header.shape), dtype=header.dtype,
+                **frames_filter(self._owner.compression),
+            )  # fmt: skip
+        self._chunks = ChunkWriter(self._data)
 
     def _add_column(self, path: str, node: Dataset, ndim: int, offset: int) -> None:
         assert self._file is not None
