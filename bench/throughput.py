@@ -35,8 +35,12 @@ import numpy as np
 import zmq
 
 from pco_writer._malloc import tune_for_streaming
+from pco_writer.buffer import FrameBuffer
 from pco_writer.h5._writeback import WriteBehind
 from pco_writer.names import COMPRESSIONS
+from pco_writer.receiver import Receiver, ReceiverSettings
+from pco_writer.sequence import FrameSequence
+from pco_writer.statistics import AcquisitionStats
 from pco_writer.writer import Writer, WriterConfig
 
 GB = 1e9
@@ -48,6 +52,7 @@ def main() -> None:
     frame_bytes = int(np.prod(args.shape)) * np.dtype(args.dtype).itemsize
     n = args.frames or _default_frames(frame_bytes)
     workdir = Path(tempfile.mkdtemp(prefix="pco-bench-", dir=args.dir))
+    compressed = args.compression != "none"
     try:
         _print(f"frames: {n} x {args.shape} {args.dtype} = {n * frame_bytes / GB:.2f} GB")
         _print("warm-up: disk and writer, untimed ...")
@@ -58,6 +63,8 @@ def main() -> None:
         writer = _run_writer(args, n, workdir / "bench.h5")
         peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         (workdir / "bench.h5").unlink()
+        _print("same receiver and ring, frames written with plain pwrite (no HDF5) ...")
+        pipeline_gbps = _bare_pipeline(args, n, workdir / "bare.bin") if not compressed else 0.0
         _print("ZMQ loopback limit ...")
         zmq_gbps = _zmq_limit(args, min(n, max(20, int(4 * GB // frame_bytes))), frame_bytes)
         _print("disk limit ...")
@@ -67,7 +74,8 @@ def main() -> None:
     ratio_comp = writer["ratio_comp"]
     limit = min(zmq_gbps, disk_gbps * (ratio_comp if args.compression != "none" else 1.0))
     _print(f"zmq_GBps={zmq_gbps:.3f} disk_GBps={disk_gbps:.3f} "
-           f"buffer_peak_MB={writer['buffer_peak_bytes'] / 1e6:.0f}")  # fmt: skip
+           f"buffer_peak_MB={writer['buffer_peak_bytes'] / 1e6:.0f}"
+           + (f" bare_pipeline_GBps={pipeline_gbps:.3f}" if pipeline_gbps else ""))  # fmt: skip
     print(
         f"ratio={writer['GBps'] / limit:.3f} writer_GBps={writer['GBps']:.3f} "
         f"limit_GBps={limit:.3f} lost={writer['lost']} peak_rss_MB={peak_rss_mb:.0f} "
@@ -139,6 +147,40 @@ def _run_writer(args: argparse.Namespace, frames: int, path: Path) -> dict[str, 
         "buffer_peak_bytes": stats["buffer_peak_bytes"],
         "ratio_comp": written * frame_bytes / max(_stored_bytes(path), 1),
     }
+
+
+def _bare_pipeline(args: argparse.Namespace, frames: int, path: Path) -> float:
+    """The writer's receiver and ring, with each frame ``pwrite``-n to a plain file instead.
+
+    Not part of the ratio: it tells how much of the gap to the limit is HDF5's and how much
+    is the receive path sharing the cores with the sender and the disk writes.
+    """
+    sender, address = _start_sender(args, frames)
+    sequence, stats = FrameSequence(frames), AcquisitionStats(n_frames=frames)
+    buffer = FrameBuffer(args.buffer_bytes)
+    receiver = Receiver(ReceiverSettings(address), buffer, sequence, stats)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    behind = WriteBehind(fd)
+    try:
+        receiver.start()
+        written, t0 = 0, 0.0
+        while not buffer.drained:
+            batch = buffer.get_batch(64, 0.2, 0.005)
+            for f in batch:
+                t0 = t0 or time.monotonic()
+                os.pwrite(fd, f.data[: f.nbytes], f.index * f.nbytes)
+                written += f.nbytes
+                behind.advance()
+            buffer.release(batch)
+        os.fsync(fd)
+        elapsed = time.monotonic() - t0
+    finally:
+        receiver.stop()
+        receiver.join(10)
+        os.close(fd)
+        path.unlink()
+        sender.wait(30)
+    return written / elapsed / GB
 
 
 def _stored_bytes(path: Path) -> int:
