@@ -109,7 +109,7 @@ def test_a_failing_codec_raises_an_output_error_naming_the_frame() -> None:
     def broken(frame: ReceivedFrame) -> ReceivedFrame:
         raise RuntimeError("codec exploded")
 
-    source = CompressingSource(buffer, broken, workers=1)
+    source = CompressingSource(buffer, broken, workers=1, max_in_flight=4)
     try:
         fill(buffer, range(3))
         with pytest.raises(OutputError, match="compressing frame 0 failed: RuntimeError"):

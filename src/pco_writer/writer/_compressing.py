@@ -28,7 +28,7 @@ from pco_writer.errors import OutputError
 __all__ = ["CompressingSource", "compressor_for", "default_workers"]
 
 Encode = Callable[[ReceivedFrame], ReceivedFrame]
-_IN_FLIGHT_PER_WORKER = 3  # enough to keep workers busy while the writer thread writes
+_IN_FLIGHT_PER_WORKER = 2  # enough to keep workers busy while the writer thread writes
 
 
 def default_workers() -> int:
