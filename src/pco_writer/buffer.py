@@ -191,12 +191,10 @@ class FrameBuffer:
         self._consumer_waits = False
 
     def _enough(self, wanted: int) -> bool:
-        return (
-            len(self._items) >= wanted
-            or (wanted > 1 and self._queued_bytes >= BATCH_BYTES)
-            or self._closed
-            or self._producer_waits
-        )
+        if self._closed or len(self._items) >= wanted:
+            return True
+        # Lingering for more: stop when a batch's bytes are there or the receiver needs room.
+        return bool(self._items) and (self._queued_bytes >= BATCH_BYTES or self._producer_waits)
 
     def release(self, frames: list[ReceivedFrame]) -> None:
         """Free the ring room of frames taken with :meth:`get_batch` (after writing them)."""

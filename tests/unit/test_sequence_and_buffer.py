@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -173,3 +174,20 @@ def test_a_lingering_consumer_takes_a_batch_once_enough_bytes_wait(
     consumer.join(10)
     assert not consumer.is_alive()
     assert [f.index for f in got[0]] == [0, 1, 2]
+
+
+def test_an_empty_buffer_waits_for_frames_even_while_the_producer_waits_for_room() -> None:
+    buf = FrameBuffer(256)
+    buf.commit(_frame(buf, 0, 200))
+    taken = buf.get_batch(1, 1.0)  # being written: its room is not free yet
+    producer = threading.Thread(target=lambda: buf.reserve(200, 5.0))
+    producer.start()
+    deadline = time.monotonic() + 5
+    while not buf.stats.n_full_waits and time.monotonic() < deadline:
+        time.sleep(0.01)
+    t0 = time.monotonic()
+    assert buf.get_batch(8, 0.3, linger=0.01) == []  # nothing to take: a wait, not a spin
+    assert time.monotonic() - t0 >= 0.25
+    buf.release(taken)
+    producer.join(5)
+    assert not producer.is_alive()
