@@ -71,7 +71,8 @@ class BufferStats:
 class FrameBuffer:
     """A bounded FIFO of frames whose payloads live in one preallocated ring of bytes.
 
-    One producer (the receiver) and one consumer (the writer thread).
+    One producer (the receiver) and one consumer (the writer thread): the waiting flags below
+    assume exactly one thread on each side.
 
     Args:
         capacity_bytes: the size of the ring; a frame larger than it cannot be buffered.
@@ -139,8 +140,7 @@ class FrameBuffer:
         """Give back the last reserved slot unused (its payload was not a valid frame)."""
         with self._cond:
             self._head = (self._head - slot.span) % self.capacity_bytes
-            self.stats.used_bytes -= slot.span
-            self._cond.notify_all()
+            self.stats.used_bytes -= slot.span  # only the producer waits for room: no notify
 
     def shrink(self, slot: Slot, nbytes: int) -> Slot:
         """Give back the unused end of the last reserved slot (a compressed payload's room).
@@ -154,7 +154,6 @@ class FrameBuffer:
                 return slot
             self._head = (self._head - unused) % self.capacity_bytes
             self.stats.used_bytes -= unused
-            self._cond.notify_all()
             return Slot(slot.view[:nbytes], slot.span - unused)
 
     def commit(self, frame: ReceivedFrame) -> None:
@@ -175,8 +174,8 @@ class FrameBuffer:
         """
         with self._cond:
             self._wait_for_items(1, timeout)
-            if linger > 0 and self._items:
-                self._wait_for_items(max_items, linger)
+            if linger > 0 and self._items and self._items[0].nbytes * max_items < BATCH_BYTES:
+                self._wait_for_items(max_items, linger)  # small frames: worth gathering
             n = min(max_items, len(self._items))
             batch = [self._items.popleft() for _ in range(n)]
             self._queued_bytes -= sum(f.nbytes for f in batch)

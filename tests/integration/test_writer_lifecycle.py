@@ -173,7 +173,7 @@ def test_a_bad_output_name_is_refused_before_connecting(bad: str, tmp_path: Path
 
 
 @pytest.mark.parametrize(
-    "shape", [SHAPE, (300, 512)], ids=["small-frames", "large-frames-aligned-chunks"]
+    "shape", [SHAPE, (512, 1024)], ids=["small-frames", "1-MiB-frames-aligned-and-gil-free"]
 )
 def test_kill_minus_9_leaves_a_readable_file_with_the_frames_of_the_last_flush(
     tmp_path: Path, shape: tuple[int, int]

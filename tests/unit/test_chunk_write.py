@@ -8,6 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from h5py._objects import phil
 
 from pco_writer.h5._chunk_write import GIL_FREE_FROM, ChunkWriter
 
@@ -24,11 +25,24 @@ def test_large_chunks_are_written_through_the_loaded_hdf5_and_read_back(tmp_path
     with h5py.File(tmp_path / "f.h5", "w") as f:
         writer = ChunkWriter(frames_dataset(f, 3))
         assert writer.native is not None  # Linux with h5py's wheel: the GIL-free path is used
+        native, held = writer.native, []
+
+        def spy(*args: object) -> int:
+            held.append(phil._is_owned())  # h5py's lock: no other thread is inside HDF5
+            return int(native(*args))
+
+        writer.native = spy
+        writer._h5py_write = _must_not_be_called
         for i in (2, 0, 1):
             writer.write((i, 0, 0), images[i], images[i].nbytes)
+    assert held == [True, True, True]
     with h5py.File(tmp_path / "f.h5", "r") as f:
         for i in range(3):
             assert np.array_equal(f["d"][i], images[i])
+
+
+def _must_not_be_called(*args: object) -> None:
+    raise AssertionError("a large chunk went through h5py's call")
 
 
 def test_small_chunks_take_h5pys_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -125,14 +125,16 @@ def test_cancel_gives_the_room_back() -> None:
 
 def test_a_lingering_consumer_gets_the_frames_of_a_burst_in_one_batch() -> None:
     buf = FrameBuffer(4096)
+    buf.commit(_frame(buf, 0, 16))
 
     def produce() -> None:
-        for i in range(8):
+        for i in range(1, 8):
             buf.commit(_frame(buf, i, 16))
 
-    producer = threading.Timer(0.05, produce)
+    producer = threading.Timer(0.05, produce)  # the rest of the burst comes 50 ms later
+    producer.daemon = True
     producer.start()
-    batch = buf.get_batch(8, 5.0, linger=5.0)  # wakes when the 8th frame is in, not the 1st
+    batch = buf.get_batch(8, 5.0, linger=5.0)  # wakes when the 8th frame is in, not at once
     producer.join(5)
     assert [f.index for f in batch] == list(range(8))
 
@@ -146,7 +148,7 @@ def test_a_lingering_consumer_stops_lingering_when_the_producer_waits_for_room()
         got.append(buf.get_batch(10, 5.0, linger=60.0))
         buf.release(got[0])
 
-    consumer = threading.Thread(target=consume)
+    consumer = threading.Thread(target=consume, daemon=True)
     consumer.start()
     # The ring is full and the receiver waits: the writer takes the frame now, not in 60 s.
     assert buf.reserve(200, 10.0) is not None
@@ -164,16 +166,32 @@ def test_without_linger_the_consumer_takes_what_is_there() -> None:
 def test_a_lingering_consumer_takes_a_batch_once_enough_bytes_wait(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(buffer_module, "BATCH_BYTES", 48)
-    buf = FrameBuffer(4096)
+    monkeypatch.setattr(buffer_module, "BATCH_BYTES", 2048)
+    buf = FrameBuffer(8192)
     got: list[list[ReceivedFrame]] = []
-    consumer = threading.Thread(target=lambda: got.append(buf.get_batch(64, 5.0, linger=60.0)))
+    consumer = threading.Thread(
+        target=lambda: got.append(buf.get_batch(64, 5.0, linger=60.0)), daemon=True
+    )
     consumer.start()
-    for i in range(3):  # 3 frames of 16 bytes fill a batch of 48 bytes: no 60 s linger
-        buf.commit(_frame(buf, i, 16))
+    buf.commit(_frame(buf, 0, 16))  # small: worth lingering for 63 more
+    for i in range(1, 4):  # then larger ones (compressed chunks vary): 2048 bytes wait after 3
+        buf.commit(_frame(buf, i, 1000))
     consumer.join(10)
     assert not consumer.is_alive()
-    assert [f.index for f in got[0]] == [0, 1, 2]
+    assert [f.index for f in got[0]] == [0, 1, 2, 3]
+    # What was taken no longer counts: the next small frame is lingered for again.
+    buf.commit(_frame(buf, 4, 16))
+    t0 = time.monotonic()
+    assert [f.index for f in buf.get_batch(64, 5.0, linger=0.2)] == [4]
+    assert time.monotonic() - t0 >= 0.15
+
+
+def test_a_large_frame_is_not_held_back_for_a_batch() -> None:
+    buf = FrameBuffer(64 << 20)
+    buf.commit(_frame(buf, 0, 11 << 20))  # a pco.edge frame: a batch of its own
+    t0 = time.monotonic()
+    assert [f.index for f in buf.get_batch(64, 5.0, linger=5.0)] == [0]
+    assert time.monotonic() - t0 < 4.0
 
 
 def test_an_empty_buffer_waits_for_frames_even_while_the_producer_waits_for_room() -> None:

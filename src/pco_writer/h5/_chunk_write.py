@@ -48,11 +48,12 @@ class ChunkWriter:
             self._h5py_write(offset, data)
             return
         self._offset[:] = offset
-        address = np.frombuffer(data, np.uint8, count=nbytes).ctypes.data
+        view = np.frombuffer(data, np.uint8, count=nbytes)  # pins the buffer during the call
         with _phil():
-            rc = self.native(self._dsid.id, _H5P_DEFAULT, 0, self._offset, nbytes, address)
+            rc = self.native(self._dsid.id, _H5P_DEFAULT, 0, self._offset, nbytes,
+                             view.ctypes.data)  # fmt: skip
         if rc < 0:  # h5py tries again and raises the error with HDF5's own message
-            self._h5py_write(offset, data)
+            self._h5py_write(offset, view)
 
 
 def _phil() -> Any:
@@ -66,6 +67,7 @@ def _native_write_chunk() -> Any:
     """``H5Dwrite_chunk`` of the HDF5 library h5py has loaded, or None."""
     path = _loaded_hdf5()
     if path is None:
+        log.info("no single libhdf5 found in /proc/self/maps: chunks go through h5py only")
         return None
     try:
         _phil()

@@ -14,6 +14,7 @@ import numpy.typing as npt
 from pco_writer.buffer import ReceivedFrame
 from pco_writer.errors import OutputError
 from pco_writer.h5._file import FileLayout, FrameFile
+from pco_writer.h5._open import ALIGN_FROM, PAGE
 from pco_writer.h5._paths import OutputFiles
 from pco_writer.h5._space import closing_reserve, space_left
 from pco_writer.h5._writeback import WINDOW_BYTES, WriteBehind
@@ -104,7 +105,7 @@ class H5Sink:
         path = self.files.path(number)
         current = self._current
         n_in_file = current.n_written if current and self._number_of(current) == number else 0
-        batch = sum(f.nbytes for f in frames)
+        batch = sum(f.nbytes + (PAGE if f.nbytes >= ALIGN_FROM else 0) for f in frames)
         need = batch + closing_reserve(n_in_file + len(frames))
         if batch + need <= self._space_credit:  # known room: no system call for this batch
             self._space_credit -= batch
