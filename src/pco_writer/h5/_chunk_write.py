@@ -40,6 +40,7 @@ class ChunkWriter:
         self._dsid = dataset.id
         self._h5py_write = dataset.id.write_direct_chunk
         self.native = _native_write_chunk()
+        self._hdf5_lock: Any = _phil() if self.native is not None else None
         self._offset = (ctypes.c_uint64 * dataset.ndim)()
 
     def write(self, offset: tuple[int, ...], data: Any, nbytes: int) -> None:
@@ -49,7 +50,7 @@ class ChunkWriter:
             return
         self._offset[:] = offset
         view = np.frombuffer(data, np.uint8, count=nbytes)  # pins the buffer during the call
-        with _phil():
+        with self._hdf5_lock:
             rc = self.native(self._dsid.id, _H5P_DEFAULT, 0, self._offset, nbytes,
                              view.ctypes.data)  # fmt: skip
         if rc < 0:  # h5py tries again and raises the error with HDF5's own message

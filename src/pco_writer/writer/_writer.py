@@ -17,9 +17,10 @@ import enum
 import logging
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-from pco_writer.buffer import FrameBuffer
+from pco_writer.buffer import FrameBuffer, ReceivedFrame
 from pco_writer.codecs import get_codec
 from pco_writer.errors import PcoWriterError, StateError
 from pco_writer.h5 import H5Sink, OutputFiles
@@ -209,13 +210,13 @@ class Writer:
                 self.stats.n_dropped_frames += self.source.shutdown()
 
     def _write_frames(self, source: FrameBuffer | CompressingSource) -> None:
-        linger = _LINGER_S if isinstance(source, FrameBuffer) else 0.0  # a pool wants frames now
+        take: Callable[[], list[ReceivedFrame]]
+        if isinstance(source, FrameBuffer):
+            take = partial(source.get_batch, _BATCH, _GET_WAIT_S, _LINGER_S)
+        else:  # a compression pool wants frames as soon as they come: no linger
+            take = partial(source.get_batch, _BATCH, _GET_WAIT_S)
         while not self._killed.is_set():
-            batch = (
-                source.get_batch(_BATCH, _GET_WAIT_S, linger)
-                if isinstance(source, FrameBuffer)
-                else source.get_batch(_BATCH, _GET_WAIT_S)
-            )
+            batch = take()
             if batch:
                 self.sink.write(batch)
                 source.release(batch)
