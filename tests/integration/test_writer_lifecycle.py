@@ -126,17 +126,26 @@ def writer_process(*args: str) -> Iterator[subprocess.Popen[str]]:
             proc.wait(5)
 
 
-def test_sigterm_ends_n_frames_0_cleanly_with_exit_0(tmp_path: Path) -> None:
-    output = tmp_path / "sig.h5"
+@contextmanager
+def streamed_until_stopped(
+    output: Path, n: int, settle_s: float, shape: tuple[int, ...] = SHAPE
+) -> Iterator[subprocess.Popen[str]]:
+    """A ``--n-frames 0`` writer process that was sent ``n`` frames ``settle_s`` s ago."""
     with (
         camera() as cam,
         writer_process(
             "--connect", cam.address, "--output", str(output), "--n-frames", "0"
         ) as proc,
     ):
-        for i in range(20):
-            cam.send(frame(FIRST + i), timeout_ms=20_000)
-        time.sleep(1.5)  # the writer takes them and flushes
+        for i in range(n):
+            cam.send(frame(FIRST + i, shape), timeout_ms=20_000)
+        time.sleep(settle_s)
+        yield proc
+
+
+def test_sigterm_ends_n_frames_0_cleanly_with_exit_0(tmp_path: Path) -> None:
+    output = tmp_path / "sig.h5"
+    with streamed_until_stopped(output, 20, settle_s=1.5) as proc:  # taken and flushed
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
@@ -179,15 +188,8 @@ def test_kill_minus_9_leaves_a_readable_file_with_the_frames_of_the_last_flush(
     tmp_path: Path, shape: tuple[int, int]
 ) -> None:
     output = tmp_path / "crash.h5"
-    with (
-        camera() as cam,
-        writer_process(
-            "--connect", cam.address, "--output", str(output), "--n-frames", "0"
-        ) as proc,
-    ):
-        for i in range(30):
-            cam.send(frame(FIRST + i, shape), timeout_ms=20_000)
-        time.sleep(2.5)  # more than a flush interval after the last frame
+    # 2.5 s: more than a flush interval after the last frame
+    with streamed_until_stopped(output, 30, settle_s=2.5, shape=shape) as proc:
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=10)
     with h5py.File(output, "r") as f:  # plain open: no h5clear, no SWMR
