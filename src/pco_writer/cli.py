@@ -22,6 +22,7 @@ __all__ = ["main", "build_parser"]
 log = logging.getLogger("pco_writer")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_KILL_WAIT_S = 10.0  # a killed writer drops its buffer: it ends in well under a second
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,7 +107,16 @@ def _run_write(args: argparse.Namespace) -> int:
         log.error("cannot start the acquisition: %s", exc)
         return EXIT_USAGE
     _on_signals(lambda: writer.stop(), lambda: writer.kill())
-    serve = _start_services(args, writer, token)
+    try:
+        serve = _start_services(args, writer, token)
+    except OSError as exc:  # e.g. the REST port is taken: nobody could control this writer
+        log.error(
+            "cannot serve the writer API on %s:%s: %s; choose a free --rest-port (0 picks one)",
+            args.rest_host, args.rest_port, exc,
+        )  # fmt: skip
+        writer.kill()
+        writer.wait(_KILL_WAIT_S)
+        return EXIT_USAGE
     while not writer.wait(0.5):
         pass
     try:

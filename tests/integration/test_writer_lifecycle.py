@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -169,6 +170,27 @@ def test_the_cli_refuses_a_taken_dataset_name_with_exit_2_and_a_clear_message(
     assert proc.returncode == 2
     assert "dataset name 'data' already exists in" in err and "choose another" in err
     assert output.read_bytes() == before
+
+
+def test_a_taken_rest_port_ends_the_writer_with_exit_2_and_a_clear_message(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        proc = _write_cli("--connect", "tcp://127.0.0.1:1", "--output", str(tmp_path / "x.h5"),
+                          "--rest-port", str(port))  # fmt: skip
+        try:
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+    assert proc.returncode == 2
+    assert f"cannot serve the writer API on 127.0.0.1:{port}" in err
+    assert "choose a free --rest-port" in err
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize("bad", ["/", "scan_%s.h5", "scan_%d_%d.h5"])
