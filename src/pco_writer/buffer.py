@@ -88,6 +88,7 @@ class FrameBuffer:
         self._items: deque[ReceivedFrame] = deque()
         self._cond = threading.Condition()
         self._closed = False
+        self._cleared = False
         # Who is waiting: a notify costs a system call, and at 10k frames/s mostly nobody is.
         self._producer_waits = False
         self._consumer_waits = False
@@ -157,8 +158,16 @@ class FrameBuffer:
             return Slot(slot.view[:nbytes], slot.span - unused)
 
     def commit(self, frame: ReceivedFrame) -> None:
-        """Hand a received frame (whose payload is in its reserved slot) to the consumer."""
+        """Hand a received frame (whose payload is in its reserved slot) to the consumer.
+
+        After :meth:`clear` (a kill while the payload was arriving) the frame is dropped and
+        counted as such, like the frames the kill found.
+        """
         with self._cond:
+            if self._cleared:
+                self.stats.used_bytes -= frame.span
+                self.stats.n_dropped += 1
+                return
             self._items.append(frame)
             self._queued_bytes += frame.nbytes
             if self._consumer_waits and self._enough(self._wanted):
@@ -209,14 +218,18 @@ class FrameBuffer:
             self._cond.notify_all()
 
     def clear(self) -> int:
-        """Drop every frame not yet taken (a kill) and close. Returns how many were dropped."""
+        """Drop every frame not yet taken (a kill) and close; later commits are dropped too.
+
+        Returns:
+            How many frames were dropped now (``stats.n_dropped`` counts the later ones too).
+        """
         with self._cond:
             n = len(self._items)
             self.stats.used_bytes -= sum(f.span for f in self._items)
             self._items.clear()
             self._queued_bytes = 0
             self.stats.n_dropped += n
-            self._closed = True
+            self._closed = self._cleared = True
             self._cond.notify_all()
             return n
 

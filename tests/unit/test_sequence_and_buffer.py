@@ -114,6 +114,15 @@ def test_kill_clears_what_is_waiting_and_wakes_the_producer() -> None:
     assert buf.reserve(100, 0.01) is None and buf.drained
 
 
+def test_a_frame_committed_after_a_kill_is_counted_as_dropped_not_kept() -> None:
+    buf = FrameBuffer(256)
+    slot = buf.reserve(100, 0.1)  # the receiver is filling this slot when the kill comes
+    assert slot is not None
+    assert buf.clear() == 0
+    buf.commit(ReceivedFrame(0, header(0), slot.view, 100, slot.span))
+    assert (len(buf), buf.stats.n_dropped, buf.stats.used_bytes) == (0, 1, 0)
+
+
 def test_cancel_gives_the_room_back() -> None:
     buf = FrameBuffer(256)
     slot = buf.reserve(200, 0.1)

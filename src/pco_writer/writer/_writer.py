@@ -77,6 +77,7 @@ class Writer:
         self._done_callbacks: list[Callable[[Writer], None]] = [on_done] if on_done else []
         self.sequence = FrameSequence(config.n_frames, config.max_frame_gap)
         self.buffer = FrameBuffer(config.buffer_bytes)
+        self._compression_dropped = 0  # frames the compression pool held when it was shut down
         self.files = OutputFiles.from_output(
             config.output, config.n_frames, config.max_frames_per_file
         )
@@ -141,7 +142,8 @@ class Writer:
         self._give_up_waiting.set()
         self._killed.set()
         self.receiver.stop()
-        self.stats.n_dropped_frames += self.buffer.clear()
+        self.buffer.clear()
+        self._count_dropped()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the acquisition is over; True when it is."""
@@ -207,7 +209,8 @@ class Writer:
             self._write_frames(self.source)
         finally:
             if isinstance(self.source, CompressingSource):
-                self.stats.n_dropped_frames += self.source.shutdown()
+                self._compression_dropped = self.source.shutdown()
+                self._count_dropped()
 
     def _write_frames(self, source: FrameBuffer | CompressingSource) -> None:
         take: Callable[[], list[ReceivedFrame]]
@@ -231,10 +234,16 @@ class Writer:
         log.error("acquisition failed: %s", message)
         self.error = message
         self.receiver.stop()
-        self.stats.n_dropped_frames += self.buffer.clear()
+        self.buffer.clear()
+        self._count_dropped()
+
+    def _count_dropped(self) -> None:
+        # Set from the counters, not added to: kill() and the writer thread may both call it.
+        self.stats.n_dropped_frames = self.buffer.stats.n_dropped + self._compression_dropped
 
     def _finish(self) -> None:
         self.receiver.join(5.0)
+        self._count_dropped()  # a frame the receiver committed after a kill
         if self.receiver.error and not self.error:
             self.error = self.receiver.error
         self._wait_for_parameters()
