@@ -48,9 +48,15 @@ class FrameSequence:
         return self.n_frames > 0 and (self.highest_index >= self.n_frames - 1 or self.past_end)
 
     @property
+    def last_index(self) -> int:
+        """The last index the acquisition covers so far: the highest received, or once a
+        frame past ``n_frames`` ended it, the last one requested (those never came)."""
+        return self.n_frames - 1 if self.past_end else self.highest_index
+
+    @property
     def n_lost(self) -> int:
-        """Frames missing between the first and the highest index received."""
-        return self.highest_index + 1 - self.n_accepted
+        """Frames missing between the first and :attr:`last_index`."""
+        return self.last_index + 1 - self.n_accepted
 
     def check(self, header: FrameHeader) -> int:
         """Check a frame against the acquisition, without recording it.
@@ -101,8 +107,11 @@ class FrameSequence:
         return self.record(header, self.check(header))
 
     def missing_indices(self) -> npt.NDArray[np.int64]:
-        """Indices in ``0 .. highest_index`` that never arrived."""
-        seen = np.frombuffer(bytes(self._seen[: self.highest_index + 1]), dtype=np.uint8)
+        """Indices in ``0 .. last_index`` that never arrived."""
+        end = self.last_index + 1
+        seen = np.zeros(end, np.uint8)
+        known = min(end, len(self._seen))
+        seen[:known] = np.frombuffer(self._seen, np.uint8, known)
         return np.flatnonzero(seen == 0).astype(np.int64)
 
     def _check_same_kind(self, header: FrameHeader) -> None:

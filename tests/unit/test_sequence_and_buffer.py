@@ -114,6 +114,23 @@ def test_kill_clears_what_is_waiting_and_wakes_the_producer() -> None:
     assert buf.reserve(100, 0.01) is None and buf.drained
 
 
+@pytest.mark.parametrize(
+    ("ids", "lost"), [([*range(9), 10], [9]), ([0, 1, 2, 3, 4, 12], [5, 6, 7, 8, 9]), ([0, 10], [])]
+)
+def test_requested_frames_skipped_before_one_past_the_end_are_lost(
+    ids: list[int], lost: list[int]
+) -> None:
+    seq = FrameSequence(n_frames=10 if ids != [0, 10] else 1)
+    for i in ids:
+        try:
+            seq.accept(header(i))
+        except ProtocolError as exc:
+            assert exc.reason == "beyond_n_frames"
+    assert seq.complete
+    assert seq.n_lost == len(lost)
+    assert seq.missing_indices().tolist() == lost
+
+
 def test_a_frame_committed_after_a_kill_is_counted_as_dropped_not_kept() -> None:
     buf = FrameBuffer(256)
     slot = buf.reserve(100, 0.1)  # the receiver is filling this slot when the kill comes
