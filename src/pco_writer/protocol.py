@@ -202,4 +202,11 @@ def _text(obj: dict[str, Any], key: str) -> str:
         return ""
     if not isinstance(value, str):
         raise ProtocolError(key, f"header field {key!r} must be a string, got {value!r}")
+    if not value.isascii():  # JSON may escape lone surrogates, which no file can store
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ProtocolError(
+                key, f"header field {key!r} is not valid text (lone surrogate): {value!r}"
+            ) from None
     return value

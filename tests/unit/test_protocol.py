@@ -60,6 +60,7 @@ def test_extra_header_fields_are_kept_for_layouts() -> None:
         ({"endianness": "LITTLE"}, "endianness"),
         ({"htype": "chunk-1.0"}, "htype"),
         ({"source": 5}, "source"),
+        ({"tag": "\ud800"}, "tag"),  # valid JSON, but no file can store it
     ],
 )
 def test_each_wrong_field_is_named(changes: dict, reason: str) -> None:
