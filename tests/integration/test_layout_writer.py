@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import httpx
 import pytest
 
-from pco_writer.errors import ConfigError, DatasetExistsError
+from pco_writer.api import ServerThread, build_app
+from pco_writer.errors import ConfigError, DatasetExistsError, StateError
 from pco_writer.simulate import CameraSimulator
 from pco_writer.writer import Writer, WriterConfig, WriterStatus
 
@@ -153,3 +155,79 @@ def test_a_bad_layout_file_is_a_config_error_before_anything_starts(tmp_path: Pa
     with pytest.raises(ValueError, match="/data: unknown key 'colour'"):
         WriterConfig(connect="tcp://127.0.0.1:1", output=str(tmp_path / "a.h5"), layout=str(bad))
     assert not (tmp_path / "a.h5").exists()
+
+
+STORED_AT_CLOSE = """
+name: stored-at-close
+parameters:
+  count: {type: NX_INT}
+  note: {type: NX_CHAR}
+tree:
+  entry:
+    NX_class: NXentry
+    attributes:
+      end_reason: {writer: end_reason}
+      first_angle: {header: angle}
+    entries:
+      "{dataset_name}": {frames: {}}
+      count: {parameter: count}
+      note: {parameter: note}
+"""
+
+
+@pytest.mark.parametrize(
+    ("values", "words"),
+    [({"count": 2**63}, "'count' is NX_INT"), ({"count": -(2**63) - 1}, "'count' is NX_INT"),
+     ({"note": "a\x00b"}, "'note' is NX_CHAR.*without NUL")],
+    ids=["int64+1", "int64-1", "nul"],
+)  # fmt: skip
+def test_a_value_hdf5_cannot_store_is_refused_and_the_acquisition_still_completes(
+    tmp_path: Path, camera: Any, values: dict[str, Any], words: str
+) -> None:
+    """Once accepted, such a value made the close fail: the run ended as an error."""
+    layout = tmp_path / "close.yaml"
+    layout.write_text(STORED_AT_CLOSE)
+    writer = run(camera, tmp_path / "a.h5", "data", str(layout), n=3)
+    with pytest.raises(ConfigError, match=words):
+        writer.set_parameters(values)
+    assert writer.wait(TIMEOUT)
+    stats = writer.statistics()
+    assert (stats["status"], stats["end_reason"], stats["n_written_frames"]) == (
+        "finished", "completed", 3)  # fmt: skip
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        assert f["entry"].attrs["end_reason"] == "completed"
+        assert "count" not in f["entry"] and "note" not in f["entry"]
+
+
+def test_a_header_field_the_camera_does_not_send_leaves_out_its_attribute_not_the_run(
+    tmp_path: Path, camera: Any
+) -> None:
+    layout = tmp_path / "close.yaml"
+    layout.write_text(STORED_AT_CLOSE)
+    writer = run(camera, tmp_path / "a.h5", "data", str(layout), n=3)  # no 'angle' sent
+    assert writer.wait(TIMEOUT)
+    stats = writer.statistics()
+    assert (stats["status"], stats["n_written_frames"], stats["error"]) == ("finished", 3, "")
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        assert "first_angle" not in f["entry"].attrs
+        assert f["entry/data"].shape == (3, 8, 12)
+
+
+def test_parameters_posted_after_the_file_is_closed_get_409_not_silently_lost(
+    tmp_path: Path, camera: Any
+) -> None:
+    writer = run(camera, tmp_path / "t.h5", "data", "nxtomo", n=3)
+    server = ServerThread(build_app(writer), "127.0.0.1", 0).start()
+    try:
+        assert writer.wait(TIMEOUT)
+        with httpx.Client(base_url=server.url, timeout=5) as http:
+            answer = http.post("/parameters", json={"sample_name": "mouse-42"})
+            after = http.get("/parameters").json()["parameters"]
+    finally:
+        server.stop()
+    assert answer.status_code == 409
+    assert "acquisition has ended" in answer.json()["detail"]
+    assert "set them before it ends" in answer.json()["detail"]
+    assert after["sample_name"] == "unknown"
+    with pytest.raises(StateError, match="cannot set parameters"):
+        writer.set_parameters({"sample_name": "mouse-42"})

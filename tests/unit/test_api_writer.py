@@ -142,6 +142,27 @@ def test_wrong_parameter_type_is_refused_with_422(
     assert writer.parameters() == {}
 
 
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [(b'{"energy": NaN}', "energy' is NX_FLOAT"), (b'{"energy": Infinity}', "energy' is NX_FLOAT"),
+     (b'{"energy": -Infinity}', "energy' is NX_FLOAT"),
+     (b'{"energy": 1' + b"0" * 400 + b"}", "about 401 digits"),
+     (b'{"count": 9223372036854775808}', "9223372036854775807 (int64)"),
+     (b'{"count": -9223372036854775809}', "from -9223372036854775808"),
+     (b'{"sample": "a\\u0000b"}', "without NUL"), (b'{"sample": "\\ud800"}', "UTF-8")],
+    ids=["nan", "inf", "-inf", "401-digits", "int64+1", "int64-1", "nul", "lone-surrogate"],
+)  # fmt: skip
+def test_a_value_hdf5_cannot_store_is_refused_with_422_and_nothing_is_set(
+    api: httpx.Client, writer: FakeWriter, body: bytes, words: str
+) -> None:
+    """Let through, such a value failed the file's close at the end of the acquisition."""
+    answer = api.post("/parameters", content=body)
+    assert answer.status_code == 422
+    assert words in answer.json()["detail"]
+    assert writer.parameter_set.given() == {}
+    assert api.get("/parameters").status_code == 200
+
+
 def test_malformed_body_gets_400_json_not_a_traceback(api: httpx.Client) -> None:
     answer = api.post("/parameters", content=b"{not json")
     assert answer.status_code == 400

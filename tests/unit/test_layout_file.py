@@ -280,3 +280,65 @@ def test_per_frame_values_reach_hdf5_only_at_flush(tmp_path: Path) -> None:
     sink.close("completed")
     with h5py.File(tmp_path / "a.h5", "r") as f:
         assert f["measurement/acquisition/data/frame"][()].tolist() == list(range(100, 106))
+
+
+FROM_THE_FIRST_HEADER = """
+name: first-header
+parameters:
+  energy: {type: NX_FLOAT, units: keV, default: 20.0}
+tree:
+  entry:
+    NX_class: NXentry
+    attributes:
+      first_angle: {header: angle}
+      mode: {header: mode, map: {fast: 1}}
+    entries:
+      "{dataset_name}": {frames: {}}
+      first_angle: {header: angle, per_frame: false, attributes: {mode: {header: mode}}}
+      energy: {parameter: energy, per_frame: true}
+"""
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"angle": {"a": 1}, "mode": "slow"}, {"angle": "a\x00b", "mode": [1, "x"]}],
+    ids=["absent", "unstorable-or-unmapped", "nul-or-mixed-list"],
+)
+def test_a_header_field_the_first_frame_lacks_or_hdf5_cannot_store_is_left_out(
+    tmp_path: Path, extra: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Camera data must not fail the acquisition: such values are skipped, with one warning."""
+    import yaml
+
+    layout = parse_layout(yaml.safe_load(FROM_THE_FIRST_HEADER))
+    with caplog.at_level("WARNING", "pco_writer.h5"):
+        acquire(H5Layout(layout), tmp_path / "a.h5", n=3, extra=lambda i: extra)
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        assert f["entry/data"].shape == (3, 4, 6)
+        assert set(f["entry"].attrs) == {"NX_class"} and "first_angle" not in f["entry"]
+    warned = sorted(r.getMessage().split(" left out")[0] for r in caplog.records)
+    assert warned == ["/entry/first_angle", "/entry@first_angle", "/entry@mode"]
+
+
+def test_a_header_field_the_first_frame_has_is_written(tmp_path: Path) -> None:
+    import yaml
+
+    layout = parse_layout(yaml.safe_load(FROM_THE_FIRST_HEADER))
+    extra: Extra = lambda i: {"angle": 0.5 + i, "mode": "fast"}  # noqa: E731
+    acquire(H5Layout(layout), tmp_path / "a.h5", n=3, extra=extra)
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        assert f["entry"].attrs["first_angle"] == 0.5 and f["entry"].attrs["mode"] == 1
+        assert f["entry/first_angle"][()] == 0.5
+        assert f["entry/first_angle"].attrs["mode"] == "fast"
+
+
+def test_a_per_frame_dataset_fed_by_a_parameter_has_the_parameters_units(
+    tmp_path: Path,
+) -> None:
+    import yaml
+
+    layout = parse_layout(yaml.safe_load(FROM_THE_FIRST_HEADER))
+    acquire(H5Layout(layout), tmp_path / "a.h5", n=3)
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        assert f["entry/energy"][()].tolist() == [20.0, 20.0, 20.0]
+        assert f["entry/energy"].attrs["units"] == "keV"

@@ -86,8 +86,12 @@ def build_app(writer: WriterLike, token: str = "") -> FastAPI:
 
     @app.post("/parameters", dependencies=guarded, openapi_extra=_PARAMETERS_BODY)
     async def set_parameters(request: Request) -> dict[str, Any]:
-        """Set layout parameters from a JSON object; unknown names or wrong types give 422."""
-        writer.set_parameters(await read_json(request))  # the writer checks names and types
+        """Set layout parameters from a JSON object.
+
+        Unknown names, wrong types and values HDF5 cannot store give 422; once the acquisition
+        has ended (its file closed), 409.
+        """
+        writer.set_parameters(await read_json(request))  # the writer checks names, values, state
         return {**_parameters_answer(writer), "message": "Parameters set."}
 
     return app

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -320,8 +321,9 @@ class LayoutFile:
             column.create(self._file, offset)
         elif ds.shape[0] != offset:
             ds.resize(offset, axis=0)
-        if node.units:
-            self._file[path].attrs["units"] = node.units
+        units = node.units or self._parameter_units(node)
+        if units:
+            self._file[path].attrs["units"] = units
         self._columns.append(column)
         if column.is_header:
             self._header_columns.append(column)
@@ -355,9 +357,7 @@ class LayoutFile:
         assert self._file is not None
         for owner, name, src in self._attribute_sources():
             if wanted(src) and owner in self._file:
-                value = evaluate(src, env)
-                if value is not MISSING:
-                    self._file[owner].attrs[name] = hdf5_value(value, src.dtype)
+                _set_attribute(self._file[owner], name, src, env)
         for path, node in self._nodes():
             static = isinstance(node, Dataset) and _is_static(node)
             if static and path not in self._kept and wanted(node):
@@ -367,20 +367,26 @@ class LayoutFile:
         assert self._file is not None
         if path in self._existing and node.parameter and node.parameter not in env.given:
             return  # a default never replaces what an earlier acquisition set
-        value = evaluate(node, env)
-        if value is MISSING:
+        if not _store(node, env, path, partial(self._create_static, path, node)):
             return
-        value = hdf5_value(value, node.dtype or self._value_dtype(node))
-        if path in self._file:
-            del self._file[path]
-        ds = self._file.create_dataset(path, data=value)
+        ds = self._file[path]
         units = node.units or self._parameter_units(node)
         if units:
             ds.attrs["units"] = units
         for name, attr in node.attributes.items():
-            attr_value = evaluate(attr, env)
-            if attr_value is not MISSING:
-                ds.attrs[name] = hdf5_value(attr_value, attr.dtype)
+            _set_attribute(ds, name, attr, env)
+
+    def _create_static(self, path: str, node: Dataset, value: Any) -> None:
+        assert self._file is not None
+        value = hdf5_value(value, node.dtype or self._value_dtype(node))
+        if path in self._file:
+            del self._file[path]
+        try:
+            self._file.create_dataset(path, data=value)
+        except Exception:
+            if path in self._file:  # h5py creates the dataset before it writes the value
+                del self._file[path]
+            raise
 
     def _link_targets(self) -> None:
         """NeXus: the original of a link carries ``@target``, its own path."""
@@ -427,6 +433,34 @@ class LayoutFile:
     def _grow(self, n: int) -> None:
         size = max(n, 2 * len(self._seen), 1024)
         self._seen = np.concatenate([self._seen, np.zeros(size - len(self._seen), np.bool_)])
+
+
+def _set_attribute(obj: Any, name: str, src: Source, env: Env) -> None:
+    def put(value: Any) -> None:
+        obj.attrs[name] = hdf5_value(value, src.dtype)
+
+    _store(src, env, f"{obj.name}@{name}", put)
+
+
+def _store(src: Source, env: Env, where: str, put: Callable[[Any], None]) -> bool:
+    """``put`` the value of ``src``; False when there is none.
+
+    A header field that the first frame lacks or that HDF5 cannot store (a JSON object, a NUL)
+    is left out with a warning: what the camera sends must not fail the acquisition.
+    """
+    try:
+        value = evaluate(src, env)
+        if value is not MISSING:
+            put(value)
+            return True
+        why = "the first frame's header has no such field"
+    except (TypeError, ValueError, OverflowError) as exc:  # ConfigError too: an unmapped value
+        if src.kind != "header":
+            raise
+        why = str(exc)
+    if src.kind == "header" and not env.closing:  # written at open and again at close: warn once
+        log.warning("%s left out: header field %r: %s", where, src.header, why)
+    return False
 
 
 def _is_static(node: Dataset) -> bool:

@@ -91,7 +91,8 @@ def _raw(src: Source, env: Env) -> Any:
     if kind == "parameter":
         return env.parameters.get(src.parameter or "", MISSING)
     if kind == "header":
-        return header_value(env.header, src.header or "") if env.header else MISSING
+        value = header_value(env.header, src.header or "") if env.header else None
+        return MISSING if value is None else value  # a field this camera does not send
     if kind == "writer":
         return _writer(src, env)
     return MISSING  # linear: per-frame only

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Mapping
 from datetime import datetime
@@ -12,22 +13,28 @@ from pco_writer.layouts._model import Parameter
 
 __all__ = ["ParameterSet", "check_value"]
 
+_INT64 = (-(2**63), 2**63 - 1)
 _EXPECTED = {
-    "NX_CHAR": "a string",
+    "NX_CHAR": "a string (UTF-8 text without NUL characters)",
     "NX_DATE_TIME": "an ISO 8601 date and time string, e.g. 2024-05-01T12:00:00+02:00",
-    "NX_INT": "an integer",
-    "NX_FLOAT": "a number",
-    "NX_NUMBER": "a number",
+    "NX_INT": f"an integer from {_INT64[0]} to {_INT64[1]} (int64)",
+    "NX_FLOAT": "a finite number (no NaN or Infinity) within the float64 range",
+    "NX_NUMBER": f"a finite float (no NaN or Infinity) or an integer from {_INT64[0]} to "
+    f"{_INT64[1]}",
     "NX_BOOLEAN": "true or false",
 }
 
 
 def check_value(name: str, nx_type: str, value: Any) -> Any:
-    """The value as it will be written, or ConfigError naming the parameter and its type."""
+    """The value as it will be written, or ConfigError naming the parameter and its type.
+
+    A value passes only when it can also be stored in HDF5 as that type: refused here, it is a
+    422 at ``POST /parameters``; let through, it would fail the file's close at the end.
+    """
     ok = _conforms(nx_type, value)
     if not ok:
         raise ConfigError(
-            f"parameter {name!r} is {nx_type} and takes {_EXPECTED[nx_type]}, got {value!r}"
+            f"parameter {name!r} is {nx_type} and takes {_EXPECTED[nx_type]}, got {_shown(value)}"
         )
     return float(value) if nx_type == "NX_FLOAT" else value
 
@@ -36,12 +43,46 @@ def _conforms(nx_type: str, value: Any) -> bool:
     if isinstance(value, bool):
         return nx_type == "NX_BOOLEAN"
     if nx_type in ("NX_CHAR", "NX_DATE_TIME"):
-        return isinstance(value, str) and (nx_type == "NX_CHAR" or _is_iso(value))
+        return _is_text(value) and (nx_type == "NX_CHAR" or _is_iso(value))
     if nx_type == "NX_INT":
-        return isinstance(value, int)
-    if nx_type in ("NX_FLOAT", "NX_NUMBER"):
-        return isinstance(value, int | float)
+        return _is_int64(value)
+    if nx_type == "NX_FLOAT":
+        return _is_float64(value)
+    if nx_type == "NX_NUMBER":  # written as given: an int as int64, a float as float64
+        return _is_int64(value) or (isinstance(value, float) and math.isfinite(value))
     return False
+
+
+def _is_text(value: Any) -> bool:
+    """A string HDF5 can store: UTF-8 encodable (no lone surrogate) and without NUL."""
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _is_int64(value: Any) -> bool:
+    return isinstance(value, int) and _INT64[0] <= value <= _INT64[1]
+
+
+def _is_float64(value: Any) -> bool:
+    if not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an int beyond the float64 range
+        return False
+
+
+def _shown(value: Any) -> str:
+    """The value for a message, kept short (a JSON number may have hundreds of digits)."""
+    if isinstance(value, int) and value.bit_length() > 128:
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def _is_iso(text: str) -> bool:

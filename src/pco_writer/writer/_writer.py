@@ -162,11 +162,17 @@ class Writer:
         return self.parameter_set.effective()
 
     def set_parameters(self, values: dict[str, Any]) -> None:
-        """Set layout parameters.
+        """Set layout parameters; they are written when the file is closed.
 
         Raises:
             ConfigError: a name the layout does not have, or a value of the wrong type.
+            StateError: the acquisition has ended; its file is closed and would not get them.
         """
+        if self._status in (WriterStatus.FINISHED, WriterStatus.ERROR):
+            raise StateError(
+                f"cannot set parameters: the acquisition has ended ({self._status.value}) and "
+                "its file is closed; set them before it ends"
+            )
         self.parameter_set.set(values)
 
     def parameter_types(self) -> dict[str, str]:
