@@ -104,7 +104,9 @@ def test_frames_are_written_in_id_order_when_workers_finish_out_of_order(
         written: list[int] = []
         sink_write = writer.sink.write
         monkeypatch.setattr(
-            writer.sink, "write", lambda fs: (written.extend(f.index for f in fs), sink_write(fs))
+            writer.sink,
+            "write",
+            lambda fs: (written.extend(f.index for f in fs), sink_write(fs))[1],
         )
         for i in range(60):
             cam.send(frame(FIRST + i))

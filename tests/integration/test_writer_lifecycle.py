@@ -12,13 +12,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
+import numpy.typing as npt
 import pytest
 from _stream_helpers import SHAPE, camera, finish, frame, image, running_writer
 
-from pco_writer.writer import WriterStatus
+from pco_writer.errors import DatasetExistsError
+from pco_writer.writer import Writer, WriterConfig, WriterStatus
 
 FIRST = 1000
 
@@ -64,6 +67,87 @@ def test_a_plain_output_name_gets_a_file_number_when_it_rolls_over(tmp_path: Pat
             cam.send(frame(FIRST + i))
         stats = finish(writer)
     assert stats["files"] == [str(tmp_path / "plain_001.h5"), str(tmp_path / "plain_002.h5")]
+
+
+def _roll_over(tmp_path: Path, sent: list[int], n_frames: int, per_file: int) -> dict[str, Any]:
+    with camera() as cam, running_writer(
+        connect=cam.address, output=str(tmp_path / "scan_%03d.h5"), n_frames=n_frames,
+        max_frames_per_file=per_file,
+    ) as writer:  # fmt: skip
+        for i in sent:
+            cam.send(frame(FIRST + i))
+        return finish(writer)
+
+
+def _file(tmp_path: Path, number: int) -> tuple[list[int], list[int], npt.NDArray[Any]]:
+    """A roll-over file's frame ids, missing frame ids and frames."""
+    with h5py.File(tmp_path / f"scan_{number:03d}.h5", "r") as f:
+        group = f["measurement/acquisition/data"]
+        ids = [int(i) for i in group["frame"][:]]
+        return ids, [int(i) for i in group["missing_frame_ids"][:]], f["exchange/data"][:]
+
+
+def test_a_frame_overtaken_by_the_next_files_first_frame_is_written_to_its_file(
+    tmp_path: Path,
+) -> None:
+    stats = _roll_over(tmp_path, [0, 1, 2, 3, 5, 4, 6, 7, 8, 9], n_frames=10, per_file=5)
+    assert (stats["n_written_frames"], stats["n_dropped_frames"], stats["n_lost_frames"]) == (
+        10, 0, 0,
+    )  # fmt: skip
+    for number in (1, 2):
+        ids, missing, data = _file(tmp_path, number)
+        expected = [FIRST + i for i in range(5 * (number - 1), 5 * number)]
+        assert (ids, missing) == (expected, [])
+        assert all(np.array_equal(data[row], image(i)) for row, i in enumerate(expected))
+
+
+def test_a_frame_later_than_two_files_on_is_dropped_counted_and_listed_missing(
+    tmp_path: Path,
+) -> None:
+    stats = _roll_over(tmp_path, [0, 2, 4, 1, 3, 5, 6, 7], n_frames=8, per_file=2)
+    assert (stats["n_received_frames"], stats["n_written_frames"]) == (8, 7)
+    assert stats["n_dropped_frames"] == 1  # frame 1 came after file 1 was closed
+    ids, missing, _ = _file(tmp_path, 1)
+    assert missing == [FIRST + 1]
+    assert ids[0] == FIRST
+    assert [_file(tmp_path, n)[1] for n in (2, 3, 4)] == [[], [], []]
+
+
+@pytest.mark.parametrize(
+    ("sent", "n_frames", "listed"),
+    [
+        ([*range(5), *range(10, 15)], 15, {1: [], 3: list(range(5, 10))}),
+        ([*range(5), 15], 15, {1: list(range(5, 15))}),  # a frame past the end ended it
+    ],
+    ids=["skipped-file-listed-by-the-next", "files-after-the-last-listed-by-the-last"],
+)
+def test_the_ids_of_a_file_that_got_no_frame_are_listed_as_missing_in_another(
+    tmp_path: Path, sent: list[int], n_frames: int, listed: dict[int, list[int]]
+) -> None:
+    stats = _roll_over(tmp_path, sent, n_frames=n_frames, per_file=5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"scan_{n:03d}.h5" for n in listed]
+    for number, missing in listed.items():
+        assert _file(tmp_path, number)[1] == [FIRST + i for i in missing]
+    assert stats["n_lost_frames"] == sum(len(m) for m in listed.values())
+
+
+def test_a_later_roll_over_file_with_the_dataset_is_refused_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    with (
+        camera() as cam,
+        running_writer(
+            connect=cam.address, output=str(tmp_path / "scan_002.h5"), n_frames=1
+        ) as writer,
+    ):
+        cam.send(frame(FIRST))
+        finish(writer)
+    before = (tmp_path / "scan_002.h5").read_bytes()
+    with pytest.raises(DatasetExistsError, match="scan_002.h5"):
+        Writer(WriterConfig(connect="tcp://127.0.0.1:1", output=str(tmp_path / "scan_%03d.h5"),
+                            n_frames=10, max_frames_per_file=5)).start()  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scan_002.h5"]
+    assert (tmp_path / "scan_002.h5").read_bytes() == before
 
 
 def test_gaps_are_recorded_as_missing_frame_ids_and_the_end_reason(tmp_path: Path) -> None:

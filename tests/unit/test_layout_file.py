@@ -272,7 +272,7 @@ def test_per_frame_values_reach_hdf5_only_at_flush(tmp_path: Path) -> None:
     frames = make_frames(sequence, 6, (4, 6), None)
     sink.write(frames[:3])
     sink.write(frames[3:])
-    current = sink._current
+    current = sink._open.get(1)
     assert current is not None
     data_file = current._file  # type: ignore[attr-defined]
     assert data_file["measurement/acquisition/data/frame"].shape == (0,)

@@ -33,6 +33,12 @@ _WRITE_BEHIND_STEP = WINDOW_BYTES // 4
 class H5Sink:
     """Writes an acquisition's frames into one or more TOMCAT files.
 
+    With roll-over, the file before the newest one stays open while frames of it are still
+    missing, so that a frame overtaken by the next file's first frames is still written. A
+    file is closed once all its frames are in, when a frame two files further on arrives,
+    or at the end. Each file lists the ids missing in its range, and the last file before a
+    skipped file number those of the skipped range too.
+
     Args:
         files: where each file goes.
         dataset_name: the dataset name in every file.
@@ -47,16 +53,22 @@ class H5Sink:
     layout: FileLayout
     flush_interval: float = 1.0
     written_paths: list[str] = field(default_factory=list)
-    _current: FrameFile | None = field(default=None, init=False)
-    _writeback: WriteBehind | None = field(default=None, init=False)
+    n_dropped: int = 0
+    """Frames that arrived after their file was closed: not written."""
+    _open: dict[int, FrameFile] = field(default_factory=dict, init=False)
+    _writeback: dict[int, WriteBehind | None] = field(default_factory=dict, init=False)
     _space_credit: int = field(default=0, init=False)
     _closed_numbers: set[int] = field(default_factory=set, init=False)
+    _written: bytearray = field(default_factory=bytearray, init=False)  # by index: 1 = in a file
     _last_flush: float = field(default_factory=time.monotonic, init=False)
 
     def check(self) -> None:
         """Refuse before receiving anything: a taken dataset name, no place, a full disk."""
         path = self.files.path(1)
         self.layout.check(path, self.dataset_name)
+        for number in self._known_numbers():  # a later file that holds the name already
+            if self.files.path(number).exists():
+                self.layout.check(self.files.path(number), self.dataset_name)
         with _os_errors():
             left = space_left(path)
         if left < closing_reserve(0):
@@ -64,47 +76,59 @@ class H5Sink:
                 f"disk full: only {left / 1e6:.1f} MB left for {path}; free space first"
             )
 
-    def write(self, frames: Sequence[ReceivedFrame]) -> None:
-        """Write a batch of frames, in order, to the files they belong to."""
-        start = 0
+    def write(self, frames: Sequence[ReceivedFrame]) -> int:
+        """Write a batch of frames, in order, to the files they belong to.
+
+        Returns:
+            How many were written; the others came after their file was closed.
+        """
+        start, written = 0, 0
         for i in range(1, len(frames) + 1):
             if i == len(frames) or self._number(frames[i]) != self._number(frames[start]):
-                self._write_run(frames[start:i])
+                written += self._write_run(frames[start:i])
                 start = i
+        return written
 
     def flush_if_due(self) -> None:
-        """Flush the open file when the flush interval has passed."""
+        """Flush the open files when the flush interval has passed."""
         now = time.monotonic()
         if now - self._last_flush >= self.flush_interval:
             self._last_flush = now
-            if self._current is not None:
-                with _os_errors():
-                    self._current.flush()
+            with _os_errors():
+                for f in self._open.values():
+                    f.flush()
 
     def close(self, end_reason: str) -> None:
-        """Close the open file, recording the end reason and its missing frame ids."""
-        if self._current is not None:
-            self._close_current(end_reason)
+        """Close the open files, recording the end reason and their missing frame ids."""
+        for number in sorted(self._open):
+            self._close(number, end_reason, final=number == max(self._open))
 
-    def _write_run(self, frames: Sequence[ReceivedFrame]) -> None:
+    def _write_run(self, frames: Sequence[ReceivedFrame]) -> int:
         number = self._number(frames[0])
         if number in self._closed_numbers:
-            log.error("frames %s arrived after their file was closed", [f.index for f in frames])
-            return
+            self.n_dropped += len(frames)
+            log.error(
+                "frame(s) %s arrived after their file %s was closed: not written (counted as "
+                "dropped; the file lists them as missing)",
+                [f.index + self.sequence.first_frame_id for f in frames], self.files.path(number),
+            )  # fmt: skip
+            return 0
         self._check_space(number, frames)
-        if self._current is None or self._number_of(self._current) != number:
-            self._roll_to(number, frames[0])
-        assert self._current is not None
+        target = self._open.get(number) or self._roll_to(number, frames[0])
         with _os_errors():
             for part in _by_bytes(frames, _WRITE_BEHIND_STEP):
-                self._current.write(part)
-                self._write_behind()
+                target.write(part)
+                self._write_behind(number, target)
+        self._mark_written(frames)
+        if number < max(self._open) and self._is_complete(number):
+            self._close(number, "completed")  # the overtaken frames are all in
+        return len(frames)
 
     def _check_space(self, number: int, frames: Sequence[ReceivedFrame]) -> None:
         """Refuse a batch that would leave too little room to close the file (disk full)."""
         path = self.files.path(number)
-        current = self._current
-        n_in_file = current.n_written if current and self._number_of(current) == number else 0
+        current = self._open.get(number)
+        n_in_file = current.n_written if current is not None else 0
         batch = sum(f.nbytes + (PAGE if f.nbytes >= ALIGN_FROM else 0) for f in frames)
         need = batch + closing_reserve(n_in_file + len(frames))
         if batch + need <= self._space_credit:  # known room: no system call for this batch
@@ -123,39 +147,76 @@ class H5Sink:
                 "a new acquisition"
             )
 
-    def _write_behind(self) -> None:
-        if self._writeback is None and self._current is not None:
-            fd = self._current.fileno()
-            self._writeback = WriteBehind(fd) if fd is not None else None
-        if self._writeback is not None:
-            self._writeback.advance()
+    def _write_behind(self, number: int, f: FrameFile) -> None:
+        if number not in self._writeback:
+            fd = f.fileno()
+            self._writeback[number] = WriteBehind(fd) if fd is not None else None
+        behind = self._writeback[number]
+        if behind is not None:
+            behind.advance()
 
-    def _roll_to(self, number: int, first: ReceivedFrame) -> None:
-        if self._current is not None:
-            self._close_current("completed")
+    def _roll_to(self, number: int, first: ReceivedFrame) -> FrameFile:
+        for older in sorted(self._open):
+            if older < number - 1 or self._is_complete(older):
+                self._close(older, "completed")
         path = self.files.path(number)
         if number > 1:
             self.layout.check(path, self.dataset_name)
         first_index = self.files.first_index(number)
-        share = self._share(first_index)
-        self._current = self.layout.open(path, self.dataset_name, first_index, share)
+        opened = self.layout.open(path, self.dataset_name, first_index, self._share(first_index))
+        self._open[number] = opened
         self.written_paths.append(str(path))
+        return opened
 
-    def _close_current(self, end_reason: str) -> None:
-        current = self._current
-        assert current is not None
-        self._current = None
-        self._writeback = None
-        self._closed_numbers.add(self._number_of(current))
+    def _is_complete(self, number: int) -> bool:
+        f = self._open[number]
+        return 0 < self._share(f.first_index) <= f.n_written
+
+    def _close(self, number: int, end_reason: str, final: bool = False) -> None:
+        f = self._open.pop(number)
+        self._writeback.pop(number, None)
+        missing = self._missing_ids(number, f, final)
+        self._closed_numbers.add(number)
         with _os_errors():
-            current.close(end_reason, self._missing_ids(current))
+            f.close(end_reason, missing)
 
-    def _missing_ids(self, f: FrameFile) -> npt.NDArray[np.uint64]:
-        missing = self.sequence.missing_indices()
-        mine = missing[missing >= f.first_index]
-        if self.files.max_frames_per_file:
-            mine = mine[mine < f.first_index + self.files.max_frames_per_file]
-        return (mine + self.sequence.first_frame_id).astype(np.uint64)
+    def _mark_written(self, frames: Sequence[ReceivedFrame]) -> None:
+        written, top = self._written, max(f.index for f in frames)
+        if top >= len(written):
+            written.extend(bytes(max(top + 1 - len(written), len(written))))
+        for f in frames:
+            written[f.index] = 1
+
+    def _missing_ids(self, number: int, f: FrameFile, final: bool) -> npt.NDArray[np.uint64]:
+        """The ids not written in this file's range, nor in the skipped file numbers before it
+        (nor after it, for the acquisition's last file: ``final``).
+
+        From what was written, not from what was received: the receiver runs ahead of the
+        writer, and a frame can be received and still not reach its file (late, killed).
+        """
+        below = [k for k in self._closed_numbers if k < number]
+        lo = self.files.first_index(max(below) + 1) if below else 0
+        per_file = self.files.max_frames_per_file
+        hi = self.sequence.last_index + 1
+        if per_file and not final:
+            hi = f.first_index + per_file
+        flags = np.zeros(max(0, hi - lo), np.uint8)
+        known = self._written[lo:hi]
+        flags[: len(known)] = np.frombuffer(known, np.uint8)
+        missing = np.flatnonzero(flags == 0) + lo
+        return (missing + self.sequence.first_frame_id).astype(np.uint64)
+
+    def _known_numbers(self) -> range:
+        """The roll-over file numbers after the first that the acquisition will use."""
+        per_file, n_frames = self.files.max_frames_per_file, self.sequence.n_frames
+        if not per_file:
+            return range(0)
+        if n_frames:
+            return range(2, -(-n_frames // per_file) + 1)
+        last = 1
+        while self.files.path(last + 1).exists():  # until stopped: the files already there
+            last += 1
+        return range(2, last + 1)
 
     def _share(self, first_index: int) -> int:
         per_file, n_frames = self.files.max_frames_per_file, self.sequence.n_frames
@@ -165,9 +226,6 @@ class H5Sink:
 
     def _number(self, frame: ReceivedFrame) -> int:
         return self.files.file_number(frame.index)
-
-    def _number_of(self, f: FrameFile) -> int:
-        return self.files.file_number(f.first_index)
 
 
 def _by_bytes(frames: Sequence[ReceivedFrame], limit: int) -> Iterator[Sequence[ReceivedFrame]]:

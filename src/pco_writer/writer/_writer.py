@@ -227,9 +227,11 @@ class Writer:
         while not self._killed.is_set():
             batch = take()
             if batch:
-                self.sink.write(batch)
+                written = self.sink.write(batch)
                 source.release(batch)
-                self.stats.count_written(len(batch))
+                self.stats.count_written(written)
+                if written < len(batch):  # late for a closed file: logged by the sink
+                    self._count_dropped()
             elif source.drained:
                 return
             if self.buffer.closed and self._status is WriterStatus.RECEIVING:
@@ -245,7 +247,9 @@ class Writer:
 
     def _count_dropped(self) -> None:
         # Set from the counters, not added to: kill() and the writer thread may both call it.
-        self.stats.n_dropped_frames = self.buffer.stats.n_dropped + self._compression_dropped
+        self.stats.n_dropped_frames = (
+            self.buffer.stats.n_dropped + self._compression_dropped + self.sink.n_dropped
+        )
 
     def _finish(self) -> None:
         self.receiver.join(5.0)
