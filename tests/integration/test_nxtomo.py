@@ -28,7 +28,12 @@ N_DARK, N_FLAT, N_PROJ = 3, 4, 9
 
 
 def acquire(
-    path: Path, dataset_name: str, n: int, angles: bool, params: dict[str, Any] | None = None
+    path: Path,
+    dataset_name: str,
+    n: int,
+    angles: bool,
+    params: dict[str, Any] | None = None,
+    angle_of: Any = lambda i: 20.0 * i,
 ) -> None:
     layout = load_layout("nxtomo")
     parameters = ParameterSet(layout.parameters)
@@ -42,7 +47,7 @@ def acquire(
         header: dict[str, Any] = {"htype": "array-1.0", "shape": list(SHAPE), "frame": 50 + i,
                                   "type": "uint16", "endianess": "little"}  # fmt: skip
         if angles:
-            header["angle"] = 20.0 * i
+            header["angle"] = angle_of(i)
         parsed = parse_header(json.dumps(header))
         data = np.full(SHAPE, {"data_black": 10, "data_white": 1000}.get(dataset_name, 500) + i,
                        np.uint16).tobytes()  # fmt: skip
@@ -155,3 +160,15 @@ def test_without_an_angle_header_angles_come_from_start_angle_and_step(tmp_path:
     with h5py.File(path, "r") as f:
         assert f["entry/sample/rotation_angle"][()].tolist() == [10.0, 10.5, 11.0, 11.5]
         assert b"angle_step=0.5 (set)" in f["entry/acquisitions/data/rotation_angle_origin"][()]
+
+
+def test_an_angle_header_float64_cannot_hold_leaves_that_angle_out_not_the_run(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "huge.h5"
+    acquire(path, "data", 4, angles=True, angle_of=lambda i: 10**400 if i == 2 else 1.5 * i)
+    with h5py.File(path, "r") as f:
+        assert f["entry/acquisitions/data/end_reason"][()] == b"completed"
+        assert f["entry/instrument/detector/data"].shape[0] == 4
+        angles = f["entry/sample/rotation_angle"][()].tolist()
+        assert [angles[i] for i in (0, 1, 3)] == [0.0, 1.5, 4.5]

@@ -211,7 +211,7 @@ class Column:
                 self.values[index] = column
             else:
                 self.values[index] = np.asarray(values, self.dtype)
-        except (TypeError, ValueError):  # some value does not fit: one by one
+        except (TypeError, ValueError, OverflowError):  # some value does not fit: one by one
             for local, value in zip(index.tolist(), values, strict=True):
                 self._record_value(local, value)
             return
@@ -220,7 +220,7 @@ class Column:
     def _record_value(self, local: int, value: Any) -> None:
         try:
             self.values[local] = value
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return  # a value that does not fit the dtype counts as absent
         self.has[local] = True
 
