@@ -342,3 +342,26 @@ def test_a_per_frame_dataset_fed_by_a_parameter_has_the_parameters_units(
     with h5py.File(tmp_path / "a.h5", "r") as f:
         assert f["entry/energy"][()].tolist() == [20.0, 20.0, 20.0]
         assert f["entry/energy"].attrs["units"] == "keV"
+
+
+PER_FRAME_TEXT = """
+name: per-frame-text
+tree:
+  entry:
+    entries:
+      "{dataset_name}": {frames: {}}
+      comment: {header: comment, dtype: string}
+"""
+
+
+def test_a_per_frame_text_value_hdf5_cannot_store_is_left_out_for_that_frame(
+    tmp_path: Path,
+) -> None:
+    import yaml
+
+    layout = parse_layout(yaml.safe_load(PER_FRAME_TEXT))
+    comments = ["ok", {"not": "text"}, "\ud800", 5, True, [1, 2]]
+    acquire(H5Layout(layout), tmp_path / "a.h5", n=6, extra=lambda i: {"comment": comments[i]})
+    with h5py.File(tmp_path / "a.h5", "r") as f:
+        assert f["entry/data"].shape == (6, 4, 6)
+        assert [c.decode() for c in f["entry/comment"][()]] == ["ok", "", "", "5", "true", ""]

@@ -7,6 +7,7 @@ TOMCAT layout: a few h5py calls per frame would cost more than the frame itself.
 
 from __future__ import annotations
 
+import json
 import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -161,6 +162,20 @@ def hdf5_value(value: Any, dtype: str | None) -> Any:
     return value
 
 
+def _as_text(value: Any) -> str | None:
+    """A header value as UTF-8 text for a string column: numbers as written, None when the
+    value is no text (an object, a list) or cannot be stored (a lone surrogate)."""
+    if isinstance(value, bool | int | float):
+        return json.dumps(value) if isinstance(value, bool) else str(value)
+    if not isinstance(value, str):
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value
+
+
 class Column:
     """The values of one per-frame dataset of one file, by local frame index."""
 
@@ -202,6 +217,10 @@ class Column:
             pairs = [(local, v) for local, v in pairs if v is not None]
             index = np.fromiter((local for local, _ in pairs), np.int64, len(pairs))
             values = [v for _, v in pairs]
+        if self.dtype == STRING and not self.elem:  # only text HDF5 can store, else absent
+            texts = [_as_text(v) for v in values]
+            index = index[[t is not None for t in texts]]
+            values = [t for t in texts if t is not None]
         if not values:
             return
         try:
