@@ -277,7 +277,7 @@ def test_a_taken_rest_port_ends_the_writer_with_exit_2_and_a_clear_message(
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("bad", ["/", "scan_%s.h5", "scan_%d_%d.h5"])
+@pytest.mark.parametrize("bad", ["/", "scan_%s.h5", "scan_%d_%d.h5", "a" * 300 + ".h5"])
 def test_a_bad_output_name_is_refused_before_connecting(bad: str, tmp_path: Path) -> None:
     proc = _write_cli("--connect", "tcp://127.0.0.1:1", "--output", bad if bad == "/" else
                       str(tmp_path / bad), "--max-frames-per-file", "5")  # fmt: skip

@@ -108,6 +108,15 @@ class H5Layout:
 
 def check_output_file(path: Path, dataset_name: str, taken: list[str]) -> None:
     """Refuse a folder, an unwritable place, or a file that already has one of ``taken``."""
+    try:
+        _check_output_file(path, dataset_name, taken)
+    except OSError as exc:  # e.g. a name too long, a folder we may not look into
+        raise OutputError(
+            f"cannot use output file {path}: {exc.strerror or exc}; choose another name or folder"
+        ) from None
+
+
+def _check_output_file(path: Path, dataset_name: str, taken: list[str]) -> None:
     if path.is_dir():
         raise OutputError(f"output file {path} is a folder; name a file, e.g. {path}/scan.h5")
     if path.exists():
