@@ -177,8 +177,19 @@ def add_demo(commands: Any) -> None:
     """``pco-writer demo``: camera simulator, control server, client, file, in one go."""
     p = commands.add_parser("demo", help="run the whole chain once: camera, server, client")
     p.add_argument("--workdir", type=Path, default=None, help="where to write (a temp dir)")
-    p.add_argument("--frames", type=int, default=50)
+    p.add_argument("--frames", type=_positive_int, default=50, help="frames to acquire (50)")
     p.set_defaults(handler=_run_demo)
+
+
+def _positive_int(text: str) -> int:
+    """An argparse type: the demo has no stop button, so 0 (for ever) is no choice."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} frames: give at least 1")
+    return value
 
 
 def _run_demo(args: argparse.Namespace) -> int:

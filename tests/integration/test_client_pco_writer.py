@@ -136,3 +136,34 @@ def test_flush_cam_stream_drains_the_camera_when_no_writer_runs(
     with camera(frames=7, fps=0) as (address, sim), make_client(server, address, tmp_path) as pco:
         wait_for(lambda: pco.flush_cam_stream(timeout=300) or sim.n_sent >= 7, what="flush")
         assert pco.flush_cam_stream(timeout=100) == 0
+
+
+NEEDS_SAMPLE = """
+name: needs-sample
+parameters:
+  sample: {type: NX_CHAR, required: true}
+tree:
+  entry:
+    NX_class: NXentry
+    entries:
+      "{dataset_name}": {frames: {}}
+      sample: {parameter: sample}
+"""
+
+
+@pytest.mark.parametrize("route", ["stop", "kill", "reset"])
+def test_stop_kill_and_reset_end_a_writer_that_waits_for_parameters(
+    server: ControlServer, tmp_path: Path, route: str
+) -> None:
+    (tmp_path / "needs.yaml").write_text(NEEDS_SAMPLE)
+    with (
+        camera(frames=0, fps=200) as (address, _),
+        make_client(server, address, tmp_path, n_frames=5, layout="needs.yaml") as pco,
+    ):
+        pco.start()
+        wait_for(lambda: pco.get_status_writer() == "waiting for parameters", 20, "waiting")
+        assert not pco.is_running()  # pco_rclient's meaning: receiving or writing
+        answer = pco.reset() if route == "reset" else getattr(pco, route)(timeout=10)
+        status = pco.get_status_writer()
+    assert answer is not None
+    assert status == "finished"

@@ -99,3 +99,49 @@ def test_demo_runs_the_whole_chain_and_returns_the_file(
         assert f["exchange/data"].shape[0] == 10
     out = capsys.readouterr().out
     assert "exchange/" in out and "n_written_frames: 10" in out
+
+
+def test_demo_refuses_zero_frames_which_would_never_end(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["demo", "--frames", "0"])
+    assert exited.value.code == 2
+    assert "give at least 1" in capsys.readouterr().err
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """The live processes whose command line contains ``text`` (Linux /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmdline = (entry / "cmdline").read_bytes() if entry.name.isdigit() else b""
+        except OSError:
+            continue
+        if text.encode() in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs Linux /proc")
+def test_sigterm_to_the_demo_stops_its_control_server_and_writer(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    argv = [sys.executable, "-m", "pco_writer.cli", "demo", "--frames", "100000",
+            "--workdir", str(tmp_path)]  # fmt: skip
+    demo = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        writer = f"--output {tmp_path}".replace(" ", "\0")  # the writer, once it is spawned
+        wait_for(lambda: _processes_mentioning(writer), 60, "the demo's writer")
+        demo.send_signal(signal.SIGTERM)
+        code = demo.wait(timeout=40)
+        left = _processes_mentioning(str(tmp_path))
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait(5)
+        for pid in _processes_mentioning(str(tmp_path)):  # leave nothing behind if it failed
+            os.kill(pid, signal.SIGKILL)
+    assert left == [], f"processes left running after SIGTERM to the demo: {left}"
+    assert code == 128 + signal.SIGTERM

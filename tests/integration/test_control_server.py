@@ -155,3 +155,59 @@ def test_a_writer_killed_by_a_signal_reads_error_with_its_exit(
         )
     assert status["status"] == "error"
     assert "code -9" in status["error"]
+
+
+def test_a_second_writer_for_the_same_camera_under_another_host_name_is_refused(
+    http: httpx.Client, server: ControlServer
+) -> None:
+    port = free_port()
+    with camera(frames=0, fps=50) as (address, _):
+        assert post_raw(http, rclient_body(address, port, n_frames="0"))["success"]
+        alias = address.replace("127.0.0.1", "localhost")
+        body = rclient_body(alias, free_port(), output_file="b.h5")
+        second = http.send(http.build_request("POST", "/start_pco_writer", content=body))
+        alive = [run for run in server.controller.runs() if run["alive"]]
+        http.get(f"/kill/{port}")
+        wait_for(lambda: finished(http, port)["status"] == "finished", what="killed")
+    assert second.status_code == 409, second.json()
+    assert "still running" in second.json()["error"]
+    assert len(alive) == 1
+
+
+def test_a_numbered_file_that_leads_outside_the_data_root_is_refused(
+    http: httpx.Client, server: ControlServer, tmp_path: Path
+) -> None:
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    h5py.File(outside / "victim.h5", "w").close()
+    (tmp_path / "scan_001.h5").symlink_to(outside / "victim.h5")
+    body = rclient_body(
+        "tcp://127.0.0.1:1", free_port(), max_frames_per_file="5", output_file="scan_%03d.h5"
+    )
+    answer = http.send(http.build_request("POST", "/start_pco_writer", content=body))
+    assert answer.status_code == 422
+    assert "scan_001.h5" in answer.json()["error"] and "remove it" in answer.json()["error"]
+    assert server.controller.runs() == []
+    with h5py.File(outside / "victim.h5", "r") as f:
+        assert list(f) == []
+
+
+def test_kill_of_a_writer_that_does_not_answer_ends_its_process(
+    http: httpx.Client, server: ControlServer
+) -> None:
+    import os
+    import signal
+
+    port = free_port()
+    with camera(frames=0, fps=20) as (address, _):
+        assert post_raw(http, rclient_body(address, port, n_frames="0"))["success"]
+        run = server.controller._runs[port]
+        os.kill(run.pid, signal.SIGSTOP)  # its API accepts connections but never answers
+        try:
+            answer = http.get(f"/kill/{port}", timeout=20).json()
+            exited = run.wait(1.0)
+        finally:
+            if run.alive:  # else the pid is reaped (and may be another process's by now)
+                os.kill(run.pid, signal.SIGCONT)
+    assert exited, f"the writer still runs after /kill answered {answer}"
+    assert answer["status"] == "killed"

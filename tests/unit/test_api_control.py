@@ -92,6 +92,30 @@ def test_bad_start_requests_get_success_false_with_a_message_and_spawn_nothing(
     assert controller.runs() == []
 
 
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"n_frames": str(2**63)}, "n_frames"),
+        ({"max_frames_per_file": str(2**63)}, "max_frames_per_file"),
+        ({"user_id": str(2**63)}, "user_id"),
+        ({"connection_address": "tcp://127.0.0.1:99999"}, "port 99999 is not in 1-65535"),
+        ({"connection_address": "tcp://127.0.0.1:0"}, "port 0 is not in 1-65535"),
+    ],
+)
+def test_values_the_writer_cannot_use_are_refused_with_422_before_any_spawn(
+    api: httpx.Client, controller: Controller, changes: dict[str, str], words: str
+) -> None:
+    answer = api.post("/start_pco_writer", content=pco_rclient_body(**changes))
+    assert answer.status_code == 422
+    assert words in answer.json()["error"]
+    assert controller.runs() == []
+
+
+def test_the_largest_int64_is_still_a_valid_frame_count() -> None:
+    body = json.loads(pco_rclient_body(n_frames=str(2**63 - 1)))
+    assert parse_start_request(body).n_frames == 2**63 - 1
+
+
 def test_a_symlink_out_of_the_data_root_is_refused(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -102,9 +126,67 @@ def test_a_symlink_out_of_the_data_root_is_refused(tmp_path: Path) -> None:
         resolve_output("link/a.h5", root)
 
 
+@pytest.mark.parametrize(
+    ("template", "link"),
+    [
+        ("scan_%03d.h5", "scan_001.h5"),
+        ("scan_%03d.h5", "scan_017.h5"),
+        ("scan.h5", "scan_002.h5"),  # the writer adds _%03d when a run rolls over
+        ("a%%b.h5", "a%b.h5"),  # the writer opens printf's output, not the template
+    ],
+)
+def test_a_file_the_writer_would_open_may_not_lead_outside_the_root(
+    tmp_path: Path, template: str, link: str
+) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / link).symlink_to(outside / "victim.h5")  # dangling: the writer would create it
+    with pytest.raises(ConfigError, match=f"'{root / link}'.*outside the data root.*remove it"):
+        resolve_output(template, root)
+
+
+def test_numbered_files_and_symlinks_below_the_root_are_accepted(tmp_path: Path) -> None:
+    (tmp_path / "scan_001.h5").touch()
+    (tmp_path / "scan_002.h5").symlink_to(tmp_path / "scan_001.h5")
+    (tmp_path / "other_001.h5").symlink_to("/etc/passwd")  # not a name of this template
+    assert resolve_output("scan_%03d.h5", tmp_path) == tmp_path / "scan_%03d.h5"
+
+
 def test_an_output_below_the_root_resolves_to_an_absolute_path(tmp_path: Path) -> None:
     (tmp_path / "scans").mkdir()
     assert resolve_output("scans/../scans/a_%03d.h5", tmp_path) == tmp_path / "scans/a_%03d.h5"
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("tcp://127.0.0.1:8080", "tcp://localhost:8080", True),
+        ("tcp://127.0.0.1:8080", "tcp://LOCALHOST:8080", True),
+        ("tcp://127.0.0.1:8080", "tcp://127.0.0.1:8081", False),
+        ("ipc:///tmp/cam", "ipc:///tmp/cam", True),
+        ("ipc:///tmp/cam", "ipc:///tmp/other", False),
+    ],
+)
+def test_one_camera_is_recognised_whatever_its_host_is_called(a: str, b: str, same: bool) -> None:
+    from pco_writer.control._address import camera_endpoints, same_camera
+
+    assert same_camera(camera_endpoints(a), camera_endpoints(b)) is same
+
+
+def test_a_host_that_does_not_resolve_is_compared_by_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+
+    from pco_writer.control._address import camera_endpoints
+
+    def fail(*_: object, **__: object) -> None:
+        raise socket.gaierror("no such host")
+
+    monkeypatch.setattr(socket, "getaddrinfo", fail)
+    assert camera_endpoints("tcp://Cam-1:8080") == camera_endpoints("tcp://cam-1:8080")
+    assert camera_endpoints("tcp://cam-1:8080") != camera_endpoints("tcp://cam-2:8080")
 
 
 def test_start_request_takes_string_values_and_ignores_extra_keys() -> None:

@@ -7,10 +7,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from pco_writer.api import ServerThread
+from pco_writer.api import build_app as build_writer_app
 from pco_writer.client import ClientError, PcoWriter, RunStatistics
 from pco_writer.control import Controller, build_app
 
@@ -128,3 +131,76 @@ def test_run_statistics_take_numbers_or_numeric_text_and_keep_extras() -> None:
     assert stats.files == ("/d/x.h5",)
     assert stats.extra == {"layout": "tomcat"}
     assert stats.as_dict()["n_written_frames"] == 20
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"writer_api_address": "http://127.0.0.1:95550"},
+        {"flask_api_address": "http://127.0.0.1:99010"},
+        {"flask_api_address": "http://127.0.0.1:0"},
+        {"connection_address": "tcp://127.0.0.1:99999"},
+    ],
+)
+def test_a_port_over_65535_is_a_client_error_that_names_the_setting(
+    settings: dict[str, str],
+) -> None:
+    (name,) = settings
+    with pytest.raises(ClientError, match=f"{name} .* port in 1-65535"):
+        PcoWriter(**settings)
+
+
+@pytest.mark.parametrize("name", ["n_frames", "max_frames_per_file", "user_id"])
+def test_counts_beyond_int64_are_refused_before_anything_is_sent(pco: PcoWriter, name: str) -> None:
+    with pytest.raises(ClientError, match=f"{name} .* must be <= 2\\*\\*63 - 1"):
+        pco.configure(**{name: 2**63})  # type: ignore[arg-type]
+
+
+class ParameterWriter:
+    """A writer API stand-in that keeps the parameters it is sent."""
+
+    status = "waiting for parameters"
+    error = ""
+    done = False
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+
+    def statistics(self) -> dict[str, Any]:
+        return {"status": self.status}
+
+    def stop(self) -> None: ...
+    def kill(self) -> None: ...
+    def parameters(self) -> dict[str, Any]:
+        return dict(self.values)
+
+    def set_parameters(self, values: dict[str, Any]) -> None:
+        self.values.update(values)
+
+    def parameter_types(self) -> dict[str, str]:
+        return {}
+
+    def add_done_callback(self, callback: Any) -> None: ...
+
+
+def test_numpy_parameter_values_are_sent_as_python_numbers() -> None:
+    writer = ParameterWriter()
+    server = ServerThread(build_writer_app(writer), "127.0.0.1", 0).start()
+    try:
+        with PcoWriter(writer_api_address=server.url) as client:
+            client.set_parameters(
+                energy=np.float32(21.5), n_angles=np.int64(3), roi=np.arange(2, dtype=np.uint16)
+            )
+    finally:
+        server.stop()
+    assert writer.values == {"energy": 21.5, "n_angles": 3, "roi": [0, 1]}
+    assert type(writer.values["n_angles"]) is int
+
+
+@pytest.mark.parametrize("value", [object(), {1, 2}, float("nan")])
+def test_a_parameter_value_json_cannot_carry_is_a_client_error_naming_it(value: object) -> None:
+    with (
+        PcoWriter(writer_api_address="http://127.0.0.1:1") as client,  # never reached
+        pytest.raises(ClientError, match="parameter 'energy'"),
+    ):
+        client.set_parameters(energy=value)

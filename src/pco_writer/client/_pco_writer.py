@@ -25,6 +25,7 @@ from pco_writer.client._validate import (
     check_dataset_name,
     check_nonneg_int,
     check_output_file,
+    check_parameter_value,
     check_rest_address,
     port_of,
     with_file_number,
@@ -36,6 +37,7 @@ __all__ = ["AcquisitionError", "PcoWriter"]
 RUNNING = ("receiving", "writing")
 WAITING = "waiting for parameters"
 _POLL_S = 0.1
+_SIGNAL_TIMEOUT_S = 15.0  # the server's kill by signal ends in SIGKILL after a few seconds
 _SERVER_HINT = "is `pco-writer server` running there? check flask_api_address"
 _WRITER_HINT = "is the writer running? check writer_api_address"
 
@@ -275,19 +277,27 @@ class PcoWriter:
         return self._end("kill", wait, timeout, verbose)
 
     def _end(self, route: str, wait: bool, timeout: float, verbose: bool) -> dict[str, Any] | None:
-        if not self.is_running():
+        if not self._writer_active():
             if verbose:
                 print(f"no writer is running; nothing to {route}")
             return None
         self.status = "stopping" if route == "stop" else "killing"
         try:
             answer = self._writer.get(f"/{route}")
-        except Unreachable:
-            answer = self._server.get(f"/{route}/{self.writer_port}")
+        except Unreachable:  # the server signals it, and for a kill waits until it exits
+            answer = self._server.get(f"/{route}/{self.writer_port}", timeout=_SIGNAL_TIMEOUT_S)
         if wait:
-            self._poll_until(lambda: not self.is_running(), timeout)
+            self._poll_until(lambda: not self._writer_active(), timeout)
         self.status = self.get_status()
         return answer
+
+    def _writer_active(self) -> bool:
+        """Running, or done receiving but waiting for parameters: stop() and kill() apply.
+
+        Not :meth:`is_running`, which keeps pco_rclient's meaning (receiving or writing).
+        """
+        status = self.get_status_writer()
+        return status in RUNNING or status == WAITING
 
     def wait(
         self, timeout: float | None = None, progress: bool = True, verbose: bool = False
@@ -371,10 +381,14 @@ class PcoWriter:
     def set_parameters(self, **values: Any) -> dict[str, Any]:
         """Set layout parameters of the running writer, e.g. ``set_parameters(energy=21.5)``.
 
+        Numpy numbers are sent as Python numbers.
+
         Raises:
-            ClientError: an unknown name or a value of the wrong type (the writer's message).
+            ClientError: a value JSON cannot carry, an unknown name, or a value of the wrong
+                type (the writer's message).
         """
-        return self._writer.post("/parameters", values)
+        body = {name: check_parameter_value(name, value) for name, value in values.items()}
+        return self._writer.post("/parameters", body)
 
     # --- status and statistics --------------------------------------------------------------
 

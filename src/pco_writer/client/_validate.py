@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from typing import Any
 from urllib.parse import urlsplit
 
 from pco_writer.errors import ClientError, ConfigError
@@ -15,31 +17,43 @@ __all__ = [
     "check_dataset_name",
     "check_nonneg_int",
     "check_output_file",
+    "check_parameter_value",
     "check_rest_address",
     "port_of",
     "with_file_number",
 ]
 
-_TCP = re.compile(r"^tcp://[A-Za-z0-9_.\-]+:\d{1,5}$")
-_HTTP = re.compile(r"^https?://[A-Za-z0-9_.\-]+:\d{1,5}$")
+_TCP = re.compile(r"^tcp://[A-Za-z0-9_.\-]+:(\d{1,5})$")
+_HTTP = re.compile(r"^https?://[A-Za-z0-9_.\-]+:(\d{1,5})$")
+INT64_MAX = 2**63 - 1  # the server refuses larger counts: the writer keeps them in int64
 _OUTPUT = re.compile(r"^[%./A-Za-z0-9_\-]*\.h5$")
 _PLACEHOLDER = re.compile(r"%(0?\d+)?d")
 
 
 def check_connection_address(value: str) -> str:
     """``tcp://HOST:PORT``, where the camera binds PUSH."""
-    if not _TCP.match(str(value)):
+    match = _TCP.match(str(value))
+    if not match or not _is_port(match.group(1)):
         raise ClientError(
-            f"connection_address {value!r} is not tcp://HOST:PORT (e.g. tcp://127.0.0.1:8080)"
+            f"connection_address {value!r} is not tcp://HOST:PORT with a port in 1-65535 "
+            "(e.g. tcp://127.0.0.1:8080)"
         )
     return str(value)
 
 
 def check_rest_address(value: str, name: str) -> str:
     """``http://HOST:PORT``, without a trailing slash."""
-    if not _HTTP.match(str(value)):
-        raise ClientError(f"{name} {value!r} is not http://HOST:PORT (e.g. http://127.0.0.1:9901)")
+    match = _HTTP.match(str(value))
+    if not match or not _is_port(match.group(1)):
+        raise ClientError(
+            f"{name} {value!r} is not http://HOST:PORT with a port in 1-65535 "
+            "(e.g. http://127.0.0.1:9901)"
+        )
     return str(value)
+
+
+def _is_port(digits: str) -> bool:
+    return 1 <= int(digits) <= 65535
 
 
 def check_output_file(value: str) -> str:
@@ -71,21 +85,44 @@ def check_compression(value: str) -> str:
 
 
 def check_nonneg_int(value: object, name: str, minimum: int = 0) -> int:
-    """An integer >= ``minimum`` (numeric text accepted)."""
+    """An integer from ``minimum`` to 2**63 - 1 (numeric text accepted)."""
     try:
         number = int(str(value))
     except ValueError:
         raise ClientError(f"{name} {value!r} is not an integer") from None
     if number < minimum:
         raise ClientError(f"{name} {value!r} must be >= {minimum}")
+    if number > INT64_MAX:
+        raise ClientError(f"{name} {value!r} must be <= 2**63 - 1 ({INT64_MAX})")
     return number
+
+
+def check_parameter_value(name: str, value: Any) -> Any:
+    """A layout parameter's value as JSON can carry it: numpy numbers become Python's."""
+    try:
+        return json.loads(json.dumps(value, default=_from_numpy, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise ClientError(
+            f"parameter {name!r}: {value!r} cannot be sent ({exc}); send a number, text, "
+            "a bool, or a list of them"
+        ) from None
+
+
+def _from_numpy(value: Any) -> Any:
+    """``json.dumps``' fallback: numpy scalars and arrays, without importing numpy."""
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def port_of(address: str) -> int:
     """The port of ``http://HOST:PORT``."""
-    port = urlsplit(address).port
-    if port is None:
-        raise ClientError(f"{address!r} has no port; write it as http://HOST:PORT")
+    try:
+        port = urlsplit(address).port
+    except ValueError:  # urllib's "Port out of range 0-65535"
+        port = None
+    if not port:
+        raise ClientError(f"{address!r} has no port in 1-65535; write it as http://HOST:PORT")
     return port
 
 

@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import httpx
 
 from pco_writer.api._serving import bind_socket
 from pco_writer.auth import TOKEN_ENV, TOKEN_HEADER
+from pco_writer.control._address import camera_endpoints, same_camera
 from pco_writer.control._config import CameraConfig
 from pco_writer.control._logs import LogBuffer, Uptime
 from pco_writer.control._request import (
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 _POLL_S = 0.05
 _EXIT_GRACE_S = 5.0  # a finished writer keeps its API up ~1 s so that pollers see the end
 _WRITER_TIMEOUT = httpx.Timeout(1.0, connect=0.5)
+_KILL_GRACE_S = 3.0  # a writer told to kill closes its file in well under a second
 
 
 class WriterStartError(ConfigError):
@@ -126,10 +129,11 @@ class Controller:
         return camera.writer_port, camera.data_root
 
     def _spawn(self, request: StartRequest, output: Path, port: int) -> WriterRun:
-        self._let_finished_runs_exit(request, port)
+        camera = camera_endpoints(request.connection_address)
+        self._let_finished_runs_exit(camera, port)
         with self._lock:
             for run in self._runs.values():
-                if run.alive and (run.port == port or self._same_camera(run, request)):
+                if run.alive and (run.port == port or self._same_camera(run, camera)):
                     raise StateError(
                         f"cannot start: a writer for {run.request.connection_address} is still "
                         f"running (pid {run.pid}, port {run.port}); stop or kill it first"
@@ -181,17 +185,20 @@ class Controller:
             env[TOKEN_ENV] = self.token
         return env
 
-    def _let_finished_runs_exit(self, request: StartRequest, port: int) -> None:
+    def _let_finished_runs_exit(self, camera: frozenset[str], port: int) -> None:
         """A run whose statistics are stored is over, but its process may still be exiting."""
         for run in list(self._runs.values()):
-            mine = run.port == port or self._same_camera(run, request)
-            if mine and run.alive and run.statistics is not None and not run.wait(_EXIT_GRACE_S):
+            if not run.alive or run.statistics is None:
+                continue
+            mine = run.port == port or self._same_camera(run, camera)
+            if mine and not run.wait(_EXIT_GRACE_S):
                 log.warning("writer pid=%d finished but did not exit; terminating it", run.pid)
                 run.terminate(2.0)
 
     @staticmethod
-    def _same_camera(run: WriterRun, request: StartRequest) -> bool:
-        return run.request.connection_address == request.connection_address
+    def _same_camera(run: WriterRun, camera: frozenset[str]) -> bool:
+        """Compared by endpoint: tcp://localhost:P and tcp://127.0.0.1:P are one camera."""
+        return same_camera(camera_endpoints(run.request.connection_address), camera)
 
     def _check_port_free(self, port: int) -> None:
         try:
@@ -330,14 +337,14 @@ class Controller:
 
     def stop_writer(self, port: int) -> dict[str, Any]:
         """Ask the writer on ``port`` to stop (its ``/stop``; SIGTERM if it does not answer)."""
-        return self._command(port, "stop", signal.SIGTERM)
+        return self._command(port, "stop", _stop_by_signal)
 
     def kill_writer(self, port: int) -> dict[str, Any]:
-        """Ask the writer on ``port`` to stop now (its ``/kill``; SIGTERM twice otherwise)."""
-        return self._command(port, "kill", signal.SIGTERM, twice=True)
+        """Stop the writer on ``port`` now (its ``/kill``; signals, up to SIGKILL, otherwise)."""
+        return self._command(port, "kill", _kill_by_signal)
 
     def _command(
-        self, port: int, route: str, fallback: signal.Signals, twice: bool = False
+        self, port: int, route: str, fallback: Callable[[WriterRun], dict[str, Any]]
     ) -> dict[str, Any]:
         run = self._runs.get(port)
         if run is None or not run.alive:
@@ -346,11 +353,7 @@ class Controller:
             answer = self._http.get(f"{self._writer_url(port)}/{route}").json()
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("writer port=%d did not answer /%s (%s); signalling it", port, route, exc)
-            run.signal(fallback)
-            if twice:
-                time.sleep(0.2)
-                run.signal(fallback)
-            return {"success": True, "status": "killed" if twice else "stopping"}
+            return fallback(run)
         return dict(answer) if isinstance(answer, dict) else {"success": True}
 
     def shutdown(self, timeout: float = 10.0) -> None:
@@ -363,6 +366,33 @@ class Controller:
         finally:
             self._http.close()
             logging.getLogger("pco_writer.control").removeHandler(self.logs)
+
+
+def _stop_by_signal(run: WriterRun) -> dict[str, Any]:
+    run.signal(signal.SIGTERM)  # the writer's graceful stop; it ends in its own time
+    return {"success": True, "status": "stopping"}
+
+
+def _kill_by_signal(run: WriterRun) -> dict[str, Any]:
+    """SIGTERM twice (the writer's kill); SIGKILL when it has not exited after a grace.
+
+    A writer whose API does not answer may be hung or stopped (a stopped process also
+    merges the two SIGTERMs into one): only SIGKILL is sure to free the camera.
+    """
+    run.signal(signal.SIGTERM)
+    time.sleep(0.2)
+    run.signal(signal.SIGTERM)
+    if not run.wait(_KILL_GRACE_S):
+        log.warning("writer pid=%d ignored SIGTERM for %g s; sending SIGKILL", run.pid,
+                    _KILL_GRACE_S)  # fmt: skip
+        run.signal(signal.SIGKILL)
+        run.wait(_KILL_GRACE_S)
+    if run.alive:
+        raise StateError(
+            f"cannot kill: the writer (pid {run.pid}, port {run.port}) still runs after "
+            "SIGKILL; it is stuck in the kernel (a hung disk?), see the server's host"
+        )
+    return {"success": True, "status": "killed"}
 
 
 def _summary(stats: dict[str, Any]) -> str:

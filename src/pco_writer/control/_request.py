@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from pco_writer.names import Compression, validate_dataset_name
 __all__ = ["StartRequest", "parse_start_request", "resolve_layout", "resolve_output"]
 
 _TCP = r"^tcp://[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$"
+INT64_MAX = 2**63 - 1  # the writer keeps counts and ids in int64: beyond, it dies mid-run
+_PRINTF = re.compile(r"%%|%(0?\d+)?d")  # what the writer fills in a template: %% and %03d
 
 
 class StartRequest(BaseModel):
@@ -30,13 +33,13 @@ class StartRequest(BaseModel):
     """Where the camera binds PUSH."""
     output_file: str = Field(min_length=1, max_length=4096)
     """The output path (a printf template with roll-over); relative paths are below the root."""
-    n_frames: int = Field(ge=0)
+    n_frames: int = Field(ge=0, le=INT64_MAX)
     """Frames to write; 0 means until stopped."""
     dataset_name: str = Field(min_length=1, max_length=128)
     """data, data_white, data_black..."""
-    max_frames_per_file: int = Field(default=0, ge=0)
+    max_frames_per_file: int = Field(default=0, ge=0, le=INT64_MAX)
     """Frames per file before rolling over; 0 for one file."""
-    user_id: int = Field(default=-1, ge=-1)
+    user_id: int = Field(default=-1, ge=-1, le=INT64_MAX)
     """Recorded in the statistics; the writer never switches users on a request."""
     writer_rest_port: int | None = Field(default=None, ge=1, le=65535)
     """The writer's REST port (pco_rclient 0.4)."""
@@ -46,6 +49,14 @@ class StartRequest(BaseModel):
     """Chunk compression: none, bitshuffle-lz4 or blosc-lz4 (pco_rclient never sends it)."""
     layout: str = Field(default="tomcat", min_length=1, max_length=4096)
     """A built-in layout (tomcat, nxtomo) or a layout file below the data root."""
+
+    @field_validator("connection_address")
+    @classmethod
+    def _camera_port(cls, value: str) -> str:
+        port = int(value.rsplit(":", 1)[1])
+        if not 1 <= port <= 65535:
+            raise ValueError(f"port {port} is not in 1-65535; send the camera's tcp://HOST:PORT")
+        return value
 
     @field_validator("dataset_name")
     @classmethod
@@ -102,7 +113,52 @@ def resolve_output(output_file: str, data_root: Path) -> Path:
             f"output_file {output_file!r}: the directory '{resolved.parent}' does not exist; "
             "create it first"
         )
+    _check_numbered_files(output_file, resolved, root)
     return resolved
+
+
+def _check_numbered_files(output_file: str, resolved: Path, root: Path) -> None:
+    """Refuse when a file the writer may open for this template leads outside the root.
+
+    Only the template itself is resolved above; the writer opens ``scan_001.h5``,
+    ``scan_002.h5``... (or ``a%b.h5`` for ``a%%b.h5``), any of which can be a symlink that
+    someone placed there to have frames appended to a file outside the data root.
+    """
+    pattern = _names_of(resolved.name)
+    try:
+        with os.scandir(resolved.parent) as listing:
+            entries = [e for e in listing if pattern.fullmatch(e.name)]
+    except OSError as exc:
+        raise ConfigError(f"output_file {output_file!r} cannot be used: {exc}") from None
+    for entry in entries:
+        try:
+            target = Path(entry.path).resolve()
+        except (OSError, RuntimeError):  # a symlink loop: the writer cannot open it either
+            continue
+        if not target.is_relative_to(root):
+            raise ConfigError(
+                f"output_file {output_file!r}: '{entry.path}', a file the writer would open, "
+                f"leads to '{target}', outside the data root '{root}'; remove it or choose "
+                "another output_file"
+            )
+
+
+def _names_of(name: str) -> re.Pattern[str]:
+    """The file names a template can produce, including the ``_%03d`` the writer may add."""
+    templates = [name]
+    if all(m.group() == "%%" for m in _PRINTF.finditer(name)):  # no file-number placeholder
+        stem, ext = os.path.splitext(name)
+        templates.append(stem + "_%03d" + (ext or ".h5"))
+    return re.compile("|".join(_name_regex(t) for t in templates))
+
+
+def _name_regex(template: str) -> str:
+    """``scan_%03d.h5`` -> ``scan_ *\\d+\\.h5``: printf's output for any file number."""
+    parts, end = [], 0
+    for m in _PRINTF.finditer(template):
+        parts += [re.escape(template[end : m.start()]), "%" if m.group() == "%%" else " *\\d+"]
+        end = m.end()
+    return "".join([*parts, re.escape(template[end:])])
 
 
 def resolve_layout(layout: str, data_root: Path) -> str:
