@@ -6,10 +6,14 @@ frame by frame, not only counted.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import resource
 import signal
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,7 @@ from typing import Any
 import h5py
 import httpx
 import pytest
+import zmq
 from _control_helpers import free_port, wait_for
 from _fault_helpers import (
     FIRST_ID,
@@ -26,6 +31,8 @@ from _fault_helpers import (
     kill_if_alive,
     server_process,
 )
+from _stream_helpers import camera as push_camera
+from _stream_helpers import frame as small_frame
 from test_control_server import finished, post_raw
 from test_control_server import rclient_body as _rclient_body
 
@@ -120,6 +127,42 @@ def test_a_full_disk_ends_the_run_with_an_error_and_keeps_the_written_frames(
         check_frames(f["exchange/data"], n_written)
         end_reason = f["measurement/acquisition/data"].attrs["end_reason"]
         assert "disk full" in str(end_reason)
+
+
+def test_a_full_disk_with_small_frames_leaves_a_readable_file_with_its_end_reason(
+    tmp_path: Path,
+) -> None:
+    """Small frames: the per-frame values written at flush outweigh the pixels. A reserve
+    counted on frames alone let the close hit the limit and the file stopped opening."""
+    output = tmp_path / "small.h5"
+    shape = (16, 24)
+    with push_camera() as cam:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pco_writer.cli", "write", "--connect", cam.address,
+             "--output", str(output), "--idle-timeout", "5", "--buffer-bytes", "16M"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=limit_file_size(12_000_000),
+        )  # fmt: skip
+        try:
+            sent, deadline = 0, time.monotonic() + 60
+            while proc.poll() is None and time.monotonic() < deadline:
+                if cam.sock.poll(100, zmq.POLLOUT):
+                    with contextlib.suppress(zmq.Again):
+                        cam.sock.send_multipart(small_frame(sent, shape), zmq.NOBLOCK)
+                        sent += 1
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+    assert proc.returncode == 1, err
+    stats = json.loads(out)
+    assert "disk full" in stats["end_reason"] and stats["n_written_frames"] > 1000, stats
+    with h5py.File(output, "r") as f:  # opens as it is: the close had room
+        assert f["exchange/data"].shape[0] == stats["n_written_frames"]
+        group = f["measurement/acquisition/data"]
+        assert "disk full" in str(group.attrs["end_reason"])
+        assert group["frame"].shape[0] == stats["n_written_frames"]
 
 
 def test_a_disk_already_full_refuses_the_start_and_leaves_no_file(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from pco_writer.buffer import ReceivedFrame
 from pco_writer.errors import DatasetExistsError, OutputError
+from pco_writer.h5._space import MetadataSize
 from pco_writer.protocol import FrameHeader
 
 EXCHANGE = "exchange"
@@ -161,6 +162,10 @@ class TomcatFile:
         """True once the file was created and until it is closed."""
         return self._file is not None
 
+    @property
+    def n_unflushed(self) -> int:
+        return self.n_written  # on the safe side: the reference does not track flushes
+
     def write(self, frames: Sequence[ReceivedFrame]) -> None:
         """Write the chunks of ``frames`` (all of this file) and keep their header values."""
         if self._file is None:
@@ -236,3 +241,6 @@ class TomcatLayout:
 
     def open(self, path: Path, dataset_name: str, first_index: int, n_requested: int) -> Any:
         return TomcatFile(path, dataset_name, first_index, n_requested)
+
+    def closing_reserve(self, n_unflushed: int) -> int:
+        return MetadataSize(per_frame=512).closing_reserve(n_unflushed)

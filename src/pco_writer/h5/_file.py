@@ -32,6 +32,11 @@ class FrameFile(Protocol):
         """True once the file was created and until it is closed."""
         ...
 
+    @property
+    def n_unflushed(self) -> int:
+        """Frames written since the last flush (their per-frame values are not yet stored)."""
+        ...
+
     def write(self, frames: Sequence[ReceivedFrame]) -> None:
         """Write a batch of frames that all belong to this file (created on first call)."""
         ...
@@ -64,4 +69,9 @@ class FileLayout(Protocol):
 
     def open(self, path: Path, dataset_name: str, first_index: int, n_requested: int) -> FrameFile:
         """A file object for ``path``; the HDF5 file itself is created on the first write."""
+        ...
+
+    def closing_reserve(self, n_unflushed: int) -> int:
+        """Bytes to keep free so that a file with ``n_unflushed`` frames not yet flushed can
+        still be flushed and closed (a full disk in the middle makes it unreadable)."""
         ...

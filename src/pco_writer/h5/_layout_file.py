@@ -15,6 +15,7 @@ Only the writer thread touches an open file; the file is created on its first fr
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -39,6 +40,7 @@ from pco_writer.h5._layout_values import (
     hdf5_value,
 )
 from pco_writer.h5._open import open_for_frames
+from pco_writer.h5._space import INDEX_PER_FRAME, STRING_HEAP, STRING_REF, MetadataSize
 from pco_writer.layouts import Attribute, Dataset, Group, Layout, Link, ParameterSet, Source
 from pco_writer.statistics import iso_now
 
@@ -66,6 +68,7 @@ class H5Layout:
         self.name = layout.name
         self.parameters = parameters or ParameterSet(layout.parameters)
         self.compression = compression
+        self._metadata_size: MetadataSize | None = None
 
     def check(self, path: Path, dataset_name: str) -> None:
         """Refuse before anything is written: an unmapped or taken dataset name, a bad place.
@@ -82,6 +85,12 @@ class H5Layout:
         """A file object for ``path``; the HDF5 file itself is created on the first write."""
         facts = FileFacts(dataset_name, str(path), first_index, n_requested)
         return LayoutFile(path, self, facts)
+
+    def closing_reserve(self, n_unflushed: int) -> int:
+        """See :meth:`FileLayout.closing_reserve`: estimated from the per-frame datasets."""
+        if self._metadata_size is None:
+            self._metadata_size = metadata_size(self.layout)
+        return self._metadata_size.closing_reserve(n_unflushed)
 
     def taken_paths(self, dataset_name: str) -> list[str]:
         """Paths that exist in a file only when ``dataset_name`` was written to it."""
@@ -104,6 +113,22 @@ class H5Layout:
                         f"{src.writer} {getattr(env.facts, src.writer)!r} does not fit layout "
                         f"{self.name!r} at {where}: {exc}"
                     ) from None
+
+
+def metadata_size(layout: Layout) -> MetadataSize:
+    """What the per-frame datasets of ``layout`` add to a file, per frame and per flush."""
+    per_frame, per_flush = INDEX_PER_FRAME, 0
+    for _, node in layout.walk():
+        if isinstance(node, Dataset) and node.frames is None and node.is_per_frame:
+            n = math.prod(3 if d == "ndim" else d for d in node.shape)
+            if node.dtype == "string":
+                per_frame += n * (STRING_REF + STRING_HEAP)
+                per_flush += n * STRING_REF * node.chunk
+            else:
+                size = n * np.dtype(node.dtype or "float64").itemsize
+                per_frame += size
+                per_flush += size * node.chunk
+    return MetadataSize(per_frame, per_flush)
 
 
 def check_output_file(path: Path, dataset_name: str, taken: list[str]) -> None:
@@ -177,6 +202,11 @@ class LayoutFile:
     def is_open(self) -> bool:
         """True once the file was created and until it is closed."""
         return self._file is not None
+
+    @property
+    def n_unflushed(self) -> int:
+        """Frames written since the last flush (their per-frame values are not yet stored)."""
+        return len(self._pending)
 
     def write(self, frames: Sequence[ReceivedFrame]) -> None:
         """Write the chunks of ``frames`` (all of this file) and keep their per-frame values."""

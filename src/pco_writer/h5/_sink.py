@@ -16,7 +16,7 @@ from pco_writer.errors import OutputError
 from pco_writer.h5._file import FileLayout, FrameFile
 from pco_writer.h5._open import ALIGN_FROM, PAGE
 from pco_writer.h5._paths import OutputFiles
-from pco_writer.h5._space import closing_reserve, space_left
+from pco_writer.h5._space import space_left
 from pco_writer.h5._writeback import WINDOW_BYTES, WriteBehind
 from pco_writer.sequence import FrameSequence
 
@@ -71,7 +71,7 @@ class H5Sink:
                 self.layout.check(self.files.path(number), self.dataset_name)
         with _os_errors():
             left = space_left(path)
-        if left < closing_reserve(0):
+        if left < self.layout.closing_reserve(0):
             raise OutputError(
                 f"disk full: only {left / 1e6:.1f} MB left for {path}; free space first"
             )
@@ -129,8 +129,10 @@ class H5Sink:
         path = self.files.path(number)
         current = self._open.get(number)
         n_in_file = current.n_written if current is not None else 0
+        unflushed = current.n_unflushed if current is not None else 0
         batch = sum(f.nbytes + (PAGE if f.nbytes >= ALIGN_FROM else 0) for f in frames)
-        need = batch + closing_reserve(n_in_file + len(frames))
+        need = batch + self.layout.closing_reserve(unflushed + len(frames))
+        need += 8 * self.sequence.n_lost  # the missing_frame_ids written at close
         if batch + need <= self._space_credit:  # known room: no system call for this batch
             self._space_credit -= batch
             return
