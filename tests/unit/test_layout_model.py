@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pco_writer.errors import ConfigError, LayoutError
+from pco_writer.errors import ConfigError, LayoutError, StateError
 from pco_writer.layouts import (
     Dataset,
     Group,
@@ -190,3 +190,12 @@ def test_required_parameters_are_missing_until_set() -> None:
     params.set({"p": 4})
     assert params.missing_required() == []
     assert params.wait_changed(0.01)
+
+
+def test_parameters_set_once_the_file_is_being_closed_are_refused_not_lost() -> None:
+    params = ParameterSet(load_layout("nxtomo").parameters)
+    params.set({"sample_name": "wood"})
+    params.close()
+    with pytest.raises(StateError, match="being closed; set them before it ends"):
+        params.set({"sample_name": "late"})
+    assert params.given() == {"sample_name": "wood"}

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from pco_writer.errors import ConfigError
+from pco_writer.errors import ConfigError, StateError
 from pco_writer.layouts._model import Parameter
 
 __all__ = ["ParameterSet", "check_value"]
@@ -104,6 +104,7 @@ class ParameterSet:
         self._values: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._changed = threading.Event()
+        self._closed = False
 
     def types(self) -> dict[str, str]:
         """``{name: NX type}`` of every declared parameter."""
@@ -114,6 +115,7 @@ class ParameterSet:
 
         Raises:
             ConfigError: an undeclared name or a value of the wrong type.
+            StateError: after :meth:`close`.
         """
         unknown = sorted(set(values) - set(self.declared))
         if unknown:
@@ -123,8 +125,18 @@ class ParameterSet:
             )
         checked = {k: check_value(k, self.declared[k].type, v) for k, v in values.items()}
         with self._lock:
+            if self._closed:
+                raise StateError(
+                    "cannot set parameters: the acquisition has ended and its file is being "
+                    "closed; set them before it ends"
+                )
             self._values.update(checked)
         self._changed.set()
+
+    def close(self) -> None:
+        """Refuse values from now on: the file that would hold them is being closed."""
+        with self._lock:
+            self._closed = True
 
     def given(self) -> dict[str, Any]:
         """The values set so far."""

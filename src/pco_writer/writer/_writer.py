@@ -257,6 +257,7 @@ class Writer:
         if self.receiver.error and not self.error:
             self.error = self.receiver.error
         self._wait_for_parameters()
+        self.parameter_set.close()  # a value set from now on would miss the file: refused
         reason = self._end_reason()
         try:
             self.sink.close(reason)
