@@ -74,6 +74,7 @@ def _add_write(commands: Any) -> None:
     p.add_argument("--rest-port", type=int, default=0, help="serve the writer REST API here")
     p.add_argument("--rest-host", default="127.0.0.1", help="address of the writer REST API")
     p.add_argument("--control-url", default="", help="control server to report the end to")
+    p.add_argument("--data-root", default="", help="refuse output files that lead outside it")
     p.set_defaults(handler=_run_write)
 
 
@@ -132,7 +133,7 @@ def _write_settings(args: argparse.Namespace) -> dict[str, Any]:
     keys = (
         "connect", "output", "n_frames", "dataset_name", "max_frames_per_file", "buffer_bytes",
         "max_frame_gap", "idle_timeout", "flush_interval", "user_id", "layout", "compression",
-        "compression_threads",
+        "compression_threads", "data_root",
     )  # fmt: skip
     return {key: getattr(args, key) for key in keys}
 

@@ -211,3 +211,17 @@ def test_kill_of_a_writer_that_does_not_answer_ends_its_process(
                 os.kill(run.pid, signal.SIGCONT)
     assert exited, f"the writer still runs after /kill answered {answer}"
     assert answer["status"] == "killed"
+
+
+def test_the_writer_is_told_the_data_root_so_that_it_checks_each_file_it_opens(
+    http: httpx.Client, tmp_path: Path
+) -> None:
+    port = free_port()
+    with camera(frames=0, fps=20) as (address, _):
+        answer = post_raw(http, rclient_body(address, port, n_frames="0"))
+        assert answer["success"], answer
+        try:
+            argv = Path(f"/proc/{answer['pid']}/cmdline").read_bytes().split(b"\0")
+        finally:
+            assert http.get(f"/kill/{port}", timeout=20).json()["status"] == "killed"
+    assert argv[argv.index(b"--data-root") + 1] == str(tmp_path.resolve()).encode()

@@ -150,6 +150,27 @@ def test_a_later_roll_over_file_with_the_dataset_is_refused_before_anything_is_w
     assert (tmp_path / "scan_002.h5").read_bytes() == before
 
 
+def test_a_link_placed_after_the_start_cannot_lead_a_roll_over_file_out_of_the_data_root(
+    tmp_path: Path,
+) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    h5py.File(outside / "victim.h5", "w").close()
+    before = (outside / "victim.h5").read_bytes()
+    with camera() as cam, running_writer(
+        connect=cam.address, output=str(root / "scan_%03d.h5"), n_frames=4,
+        max_frames_per_file=2, data_root=str(root),
+    ) as writer:  # fmt: skip
+        (root / "scan_002.h5").symlink_to(outside / "victim.h5")  # after the start's checks
+        for i in range(4):
+            cam.send(frame(FIRST + i))
+        stats = finish(writer)
+    assert "outside the data root" in stats["error"] and "remove the link" in stats["error"]
+    assert stats["n_written_frames"] == 2
+    assert (outside / "victim.h5").read_bytes() == before
+
+
 def test_gaps_are_recorded_as_missing_frame_ids_and_the_end_reason(tmp_path: Path) -> None:
     sent = [0, 1, 3, 4, 7, 9]  # 2, 5, 6, 8 never come
     with (

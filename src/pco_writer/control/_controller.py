@@ -101,7 +101,7 @@ class Controller:
         port, data_root = self._placement(request, camera)
         output = resolve_output(request.output_file, data_root)
         request = request.model_copy(update={"layout": resolve_layout(request.layout, data_root)})
-        run = self._spawn(request, output, port)
+        run = self._spawn(request, output, port, data_root)
         self._await_ready(run)
         return {
             "success": True,
@@ -128,7 +128,7 @@ class Controller:
             )
         return camera.writer_port, camera.data_root
 
-    def _spawn(self, request: StartRequest, output: Path, port: int) -> WriterRun:
+    def _spawn(self, request: StartRequest, output: Path, port: int, data_root: Path) -> WriterRun:
         camera = camera_endpoints(request.connection_address)
         self._let_finished_runs_exit(camera, port)
         with self._lock:
@@ -141,7 +141,7 @@ class Controller:
             self._check_port_free(port)
             argv = writer_command(
                 self.python, request, output, port, self.writer_host,
-                f"{self.control_url}/writers/{port}",
+                f"{self.control_url}/writers/{port}", data_root,
             )  # fmt: skip
             run = WriterRun(
                 port, request, output, argv, self._child_env(), self._child_user(request)

@@ -24,9 +24,16 @@ EXIT_USAGE = 2  # the writer's exit code for a bad setting (nothing written)
 
 
 def writer_command(
-    python: str, request: StartRequest, output: Path, port: int, host: str, control_url: str
+    python: str,
+    request: StartRequest,
+    output: Path,
+    port: int,
+    host: str,
+    control_url: str,
+    data_root: Path | None = None,
 ) -> list[str]:
     """The ``pco-writer write`` command line of one acquisition."""
+    root = ["--data-root", str(data_root.expanduser().resolve())] if data_root else []
     return [
         python, "-m", "pco_writer.cli", "write",
         "--connect", request.connection_address,
@@ -40,6 +47,7 @@ def writer_command(
         "--rest-host", host,
         "--rest-port", str(port),
         "--control-url", control_url,
+        *root,
     ]  # fmt: skip
 
 

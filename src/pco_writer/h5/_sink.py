@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -52,7 +53,11 @@ class H5Sink:
     sequence: FrameSequence
     layout: FileLayout
     flush_interval: float = 1.0
+    data_root: Path | None = None
+    """Every file must lie below it once links are followed (None: anywhere)."""
     written_paths: list[str] = field(default_factory=list)
+    n_written: int = 0
+    """Frames written so far (also those of a batch that failed half-way)."""
     n_dropped: int = 0
     """Frames that arrived after their file was closed: not written."""
     _open: dict[int, FrameFile] = field(default_factory=dict, init=False)
@@ -65,6 +70,7 @@ class H5Sink:
     def check(self) -> None:
         """Refuse before receiving anything: a taken dataset name, no place, a full disk."""
         path = self.files.path(1)
+        self._check_place(path)
         self.layout.check(path, self.dataset_name)
         for number in self._known_numbers():  # a later file that holds the name already
             if self.files.path(number).exists():
@@ -118,8 +124,9 @@ class H5Sink:
         with _os_errors():
             for part in _by_bytes(frames, _WRITE_BEHIND_STEP):
                 target.write(part)
+                self._mark_written(part)
+                self.n_written += len(part)
                 self._write_behind(number, target)
-        self._mark_written(frames)
         if number < max(self._open) and self._is_complete(number):
             self._close(number, "completed")  # the overtaken frames are all in
         return len(frames)
@@ -162,6 +169,7 @@ class H5Sink:
             if older < number - 1 or self._is_complete(older):
                 self._close(older, "completed")
         path = self.files.path(number)
+        self._check_place(path)  # again: a link may have been placed since the start
         if number > 1:
             self.layout.check(path, self.dataset_name)
         first_index = self.files.first_index(number)
@@ -169,6 +177,17 @@ class H5Sink:
         self._open[number] = opened
         self.written_paths.append(str(path))
         return opened
+
+    def _check_place(self, path: Path) -> None:
+        if self.data_root is None:
+            return
+        with _os_errors():
+            real, root = path.resolve(), self.data_root.resolve()
+        if not real.is_relative_to(root):
+            raise OutputError(
+                f"output file {path} leads to {real}, outside the data root {root}; remove "
+                "the link, or choose a file below the data root"
+            )
 
     def _is_complete(self, number: int) -> bool:
         f = self._open[number]

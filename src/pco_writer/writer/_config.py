@@ -44,6 +44,9 @@ class WriterConfig(BaseModel):
     """Chunk compression: none, bitshuffle-lz4 (HDF5 filter 32008) or blosc-lz4 (32001)."""
     compression_threads: int = Field(default=0, ge=0, le=64)
     """Threads that compress; 0 means one per core."""
+    data_root: str = ""
+    """When set, every output file must lie below it once links are followed (checked as
+    each file is opened, so that a link placed after the start cannot lead elsewhere)."""
 
     @field_validator("dataset_name")
     @classmethod

@@ -18,6 +18,7 @@ import logging
 import threading
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from pco_writer.buffer import FrameBuffer, ReceivedFrame
@@ -91,6 +92,7 @@ class Writer:
             self.files, config.dataset_name, self.sequence,
             layout=H5Layout(self.layout, self.parameter_set, config.compression),
             flush_interval=config.flush_interval,
+            data_root=Path(config.data_root) if config.data_root else None,
         )  # fmt: skip
         self.source = self._frame_source(config)
         settings = ReceiverSettings(
@@ -227,9 +229,12 @@ class Writer:
         while not self._killed.is_set():
             batch = take()
             if batch:
-                written = self.sink.write(batch)
+                before = self.sink.n_written
+                try:
+                    written = self.sink.write(batch)
+                finally:  # what reached a file counts, even when the batch failed half-way
+                    self.stats.count_written(self.sink.n_written - before)
                 source.release(batch)
-                self.stats.count_written(written)
                 if written < len(batch):  # late for a closed file: logged by the sink
                     self._count_dropped()
             elif source.drained:
