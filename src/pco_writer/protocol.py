@@ -191,7 +191,7 @@ def _endianness(obj: dict[str, Any]) -> str:
 
 def _htype(obj: dict[str, Any]) -> str:
     value = obj.get("htype", ARRAY_1_0)
-    if not isinstance(value, str) or not value.startswith("array-1"):
+    if not isinstance(value, str) or not value.startswith("array-1") or not _storable(value):
         raise ProtocolError("htype", f"header field 'htype' must be 'array-1.0', got {value!r}")
     return value
 
@@ -202,11 +202,22 @@ def _text(obj: dict[str, Any], key: str) -> str:
         return ""
     if not isinstance(value, str):
         raise ProtocolError(key, f"header field {key!r} must be a string, got {value!r}")
-    if not value.isascii():  # JSON may escape lone surrogates, which no file can store
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ProtocolError(
-                key, f"header field {key!r} is not valid text (lone surrogate): {value!r}"
-            ) from None
+    if not _storable(value):
+        raise ProtocolError(
+            key, f"header field {key!r} is text no file can store (NUL or lone surrogate): "
+            f"{value!r}",
+        )  # fmt: skip
     return value
+
+
+def _storable(text: str) -> bool:
+    """False for what HDF5 strings cannot hold: NUL, and lone surrogates (JSON escapes both)."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +23,7 @@ import pytest
 from _stream_helpers import SHAPE, camera, finish, frame, image, running_writer
 
 from pco_writer.errors import DatasetExistsError
+from pco_writer.h5._layout_file import LayoutFile
 from pco_writer.writer import Writer, WriterConfig, WriterStatus
 
 FIRST = 1000
@@ -111,6 +114,7 @@ def test_a_frame_later_than_two_files_on_is_dropped_counted_and_listed_missing(
     assert missing == [FIRST + 1]
     assert ids[0] == FIRST
     assert [_file(tmp_path, n)[1] for n in (2, 3, 4)] == [[], [], []]
+    _every_id_listed_once(tmp_path, stats)
 
 
 @pytest.mark.parametrize(
@@ -129,6 +133,18 @@ def test_the_ids_of_a_file_that_got_no_frame_are_listed_as_missing_in_another(
     for number, missing in listed.items():
         assert _file(tmp_path, number)[1] == [FIRST + i for i in missing]
     assert stats["n_lost_frames"] == sum(len(m) for m in listed.values())
+    _every_id_listed_once(tmp_path, stats)
+
+
+def test_a_start_with_roll_over_and_a_huge_n_frames_looks_at_the_folder_once(
+    tmp_path: Path,
+) -> None:
+    writer = Writer(WriterConfig(connect="tcp://127.0.0.1:1", output=str(tmp_path / "s_%03d.h5"),
+                                 n_frames=2**63 - 1, max_frames_per_file=1000))  # fmt: skip
+    checking = threading.Thread(target=writer.sink.check, daemon=True)  # what start() runs
+    checking.start()
+    checking.join(10.0)
+    assert not checking.is_alive(), "checking the roll-over files took more than 10 s"
 
 
 def test_a_later_roll_over_file_with_the_dataset_is_refused_before_anything_is_written(
@@ -150,6 +166,75 @@ def test_a_later_roll_over_file_with_the_dataset_is_refused_before_anything_is_w
     assert (tmp_path / "scan_002.h5").read_bytes() == before
 
 
+def _every_id_listed_once(tmp_path: Path, stats: dict[str, Any]) -> None:
+    """No file lists an id written anywhere, none is listed twice, and the lists agree with
+    the statistics (lost: never received; dropped: received but in no file)."""
+    files = [_file(tmp_path, int(p.stem.split("_")[1])) for p in sorted(tmp_path.iterdir())]
+    written = [i for ids, _, _ in files for i in ids if i != np.iinfo(np.uint64).max]
+    listed = [i for _, missing, _ in files for i in missing]
+    assert not set(listed) & set(written), (listed, written)
+    assert sorted(listed) == sorted(set(listed)), f"listed twice: {sorted(listed)}"
+    assert len(listed) == stats["n_lost_frames"] + stats["n_dropped_frames"], (listed, stats)
+
+
+def test_a_file_closed_before_a_lower_one_lists_none_of_the_lower_files_frames(
+    tmp_path: Path,
+) -> None:
+    stats = _roll_over(tmp_path, [0, 1, 4, 5, 2, 3, 6, 7], n_frames=8, per_file=2)
+    assert (stats["n_written_frames"], stats["n_lost_frames"], stats["n_dropped_frames"]) == (
+        8, 0, 0,
+    )  # fmt: skip
+    assert [_file(tmp_path, n)[1] for n in (1, 2, 3, 4)] == [[], [], [], []]
+
+
+def test_a_late_frame_of_a_file_number_that_had_none_still_reaches_its_file(
+    tmp_path: Path,
+) -> None:
+    with camera() as cam, running_writer(
+        connect=cam.address, output=str(tmp_path / "scan_%03d.h5"), n_frames=20,
+        max_frames_per_file=5,
+    ) as writer:  # fmt: skip
+        for i in [*range(5), *range(10, 16), 7]:
+            cam.send(frame(FIRST + i))
+        deadline = time.monotonic() + 10
+        while writer.statistics()["n_written_frames"] < 12 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        writer.stop()
+        stats = finish(writer)
+    assert stats["n_written_frames"] == 12
+    ids, missing, _ = _file(tmp_path, 2)
+    assert FIRST + 7 in ids and missing == [FIRST + i for i in (5, 6, 8, 9)]
+    _every_id_listed_once(tmp_path, stats)
+
+
+def test_a_failed_close_of_one_file_still_closes_the_other(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_close = LayoutFile.close
+
+    def close(self: LayoutFile, end_reason: str, missing: Any) -> None:
+        real_close(self, end_reason, missing)
+        if self.path.name == "scan_001.h5":  # e.g. the disk failing as file 1 is closed
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(LayoutFile, "close", close)
+    with camera() as cam, running_writer(
+        connect=cam.address, output=str(tmp_path / "scan_%03d.h5"), n_frames=0,
+        max_frames_per_file=2,
+    ) as writer:  # fmt: skip
+        for i in [0, 2, 3]:  # 1 never comes: file 1 stays open next to file 2
+            cam.send(frame(FIRST + i))
+        deadline = time.monotonic() + 10
+        while writer.statistics()["n_written_frames"] < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        writer.stop()
+        stats = finish(writer)
+        assert writer.sink._open == {}
+    assert "No space left" in stats["error"]
+    with h5py.File(tmp_path / "scan_002.h5", "r") as f:
+        assert f["measurement/acquisition/data"].attrs["end_reason"] == "stopped"
+
+
 def test_a_link_placed_after_the_start_cannot_lead_a_roll_over_file_out_of_the_data_root(
     tmp_path: Path,
 ) -> None:
@@ -167,7 +252,7 @@ def test_a_link_placed_after_the_start_cannot_lead_a_roll_over_file_out_of_the_d
             cam.send(frame(FIRST + i))
         stats = finish(writer)
     assert "outside the data root" in stats["error"] and "remove the link" in stats["error"]
-    assert stats["n_written_frames"] == 2
+    assert (stats["n_written_frames"], stats["n_dropped_frames"]) == (2, 2)
     assert (outside / "victim.h5").read_bytes() == before
 
 

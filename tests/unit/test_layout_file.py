@@ -360,8 +360,8 @@ def test_a_per_frame_text_value_hdf5_cannot_store_is_left_out_for_that_frame(
     import yaml
 
     layout = parse_layout(yaml.safe_load(PER_FRAME_TEXT))
-    comments = ["ok", {"not": "text"}, "\ud800", 5, True, [1, 2]]
-    acquire(H5Layout(layout), tmp_path / "a.h5", n=6, extra=lambda i: {"comment": comments[i]})
+    comments = ["ok", {"not": "text"}, "\ud800", 5, True, [1, 2], "a\x00b"]
+    acquire(H5Layout(layout), tmp_path / "a.h5", n=7, extra=lambda i: {"comment": comments[i]})
     with h5py.File(tmp_path / "a.h5", "r") as f:
-        assert f["entry/data"].shape == (6, 4, 6)
-        assert [c.decode() for c in f["entry/comment"][()]] == ["ok", "", "", "5", "true", ""]
+        assert f["entry/data"].shape == (7, 4, 6)
+        assert [c.decode() for c in f["entry/comment"][()]] == ["ok", "", "", "5", "true", "", ""]

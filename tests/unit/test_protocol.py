@@ -61,6 +61,8 @@ def test_extra_header_fields_are_kept_for_layouts() -> None:
         ({"htype": "chunk-1.0"}, "htype"),
         ({"source": 5}, "source"),
         ({"tag": "\ud800"}, "tag"),  # valid JSON, but no file can store it
+        ({"source": "a\x00b"}, "source"),  # nor this
+        ({"htype": "array-1.0\x00"}, "htype"),
     ],
 )
 def test_each_wrong_field_is_named(changes: dict, reason: str) -> None:

@@ -121,7 +121,7 @@ def metadata_size(layout: Layout) -> MetadataSize:
     for _, node in layout.walk():
         if isinstance(node, Dataset) and node.frames is None and node.is_per_frame:
             n = math.prod(3 if d == "ndim" else d for d in node.shape)
-            if node.dtype == "string":
+            if node.dtype in ("string", None):  # None: a parameter's type, maybe text
                 per_frame += n * (STRING_REF + STRING_HEAP)
                 per_flush += n * STRING_REF * node.chunk
             else:

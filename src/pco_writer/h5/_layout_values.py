@@ -164,10 +164,10 @@ def hdf5_value(value: Any, dtype: str | None) -> Any:
 
 def _as_text(value: Any) -> str | None:
     """A header value as UTF-8 text for a string column: numbers as written, None when the
-    value is no text (an object, a list) or cannot be stored (a lone surrogate)."""
+    value is no text (an object, a list) or cannot be stored (NUL, a lone surrogate)."""
     if isinstance(value, bool | int | float):
         return json.dumps(value) if isinstance(value, bool) else str(value)
-    if not isinstance(value, str):
+    if not isinstance(value, str) or "\x00" in value:
         return None
     try:
         value.encode("utf-8")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import re
@@ -68,6 +69,21 @@ class OutputFiles:
     def first_index(self, number: int) -> int:
         """The acquisition index of the first frame of file ``number``."""
         return (number - 1) * self.max_frames_per_file
+
+    def existing_numbers(self) -> list[int]:
+        """Numbers of the files of this template that exist already (one directory look-up)."""
+        unescaped = self.template.replace("%%", "\0")
+        match = _PLACEHOLDER.search(unescaped)
+        if match is None:
+            return [1] if self.path(1).exists() else []
+        head, tail = (unescaped[: match.start()], unescaped[match.end() :])
+        head, tail = (part.replace("\0", "%") for part in (head, tail))
+        found = []
+        for name in glob.iglob(glob.escape(head) + "*" + glob.escape(tail)):
+            digits = name[len(head) : len(name) - len(tail)]
+            if digits.isdigit() and self.path(int(digits)) == Path(name):
+                found.append(int(digits))
+        return sorted(found)
 
     def path(self, number: int) -> Path:
         """The path of file ``number`` (1-based)."""

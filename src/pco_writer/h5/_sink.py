@@ -37,8 +37,9 @@ class H5Sink:
     With roll-over, the file before the newest one stays open while frames of it are still
     missing, so that a frame overtaken by the next file's first frames is still written. A
     file is closed once all its frames are in, when a frame two files further on arrives,
-    or at the end. Each file lists the ids missing in its range, and the last file before a
-    skipped file number those of the skipped range too.
+    or at the end; a frame for a closed file is dropped and counted. Each file lists the ids
+    of its range that are not in it; the last file also lists those of any file number that
+    never got a frame (so every id is listed once, by one file).
 
     Args:
         files: where each file goes.
@@ -64,6 +65,7 @@ class H5Sink:
     _writeback: dict[int, WriteBehind | None] = field(default_factory=dict, init=False)
     _space_credit: int = field(default=0, init=False)
     _closed_numbers: set[int] = field(default_factory=set, init=False)
+    _opened_numbers: set[int] = field(default_factory=set, init=False)
     _written: bytearray = field(default_factory=bytearray, init=False)  # by index: 1 = in a file
     _last_flush: float = field(default_factory=time.monotonic, init=False)
 
@@ -72,9 +74,8 @@ class H5Sink:
         path = self.files.path(1)
         self._check_place(path)
         self.layout.check(path, self.dataset_name)
-        for number in self._known_numbers():  # a later file that holds the name already
-            if self.files.path(number).exists():
-                self.layout.check(self.files.path(number), self.dataset_name)
+        for number in self._later_files_there():  # one that holds the name already
+            self.layout.check(self.files.path(number), self.dataset_name)
         with _os_errors():
             left = space_left(path)
         if left < self.layout.closing_reserve(0):
@@ -105,9 +106,19 @@ class H5Sink:
                     f.flush()
 
     def close(self, end_reason: str) -> None:
-        """Close the open files, recording the end reason and their missing frame ids."""
+        """Close the open files, recording the end reason and their missing frame ids.
+
+        Every open file is closed even when closing one of them fails; the first error is
+        raised after.
+        """
+        errors: list[Exception] = []
         for number in sorted(self._open):
-            self._close(number, end_reason, final=number == max(self._open))
+            try:
+                self._close(number, end_reason, final=number == max(self._open))
+            except Exception as exc:  # noqa: BLE001 - re-raised below, once all are closed
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
     def _write_run(self, frames: Sequence[ReceivedFrame]) -> int:
         number = self._number(frames[0])
@@ -136,10 +147,8 @@ class H5Sink:
         path = self.files.path(number)
         current = self._open.get(number)
         n_in_file = current.n_written if current is not None else 0
-        unflushed = current.n_unflushed if current is not None else 0
         batch = sum(f.nbytes + (PAGE if f.nbytes >= ALIGN_FROM else 0) for f in frames)
-        need = batch + self.layout.closing_reserve(unflushed + len(frames))
-        need += 8 * self.sequence.n_lost  # the missing_frame_ids written at close
+        need = batch + self._closing_reserve(number, len(frames))
         if batch + need <= self._space_credit:  # known room: no system call for this batch
             self._space_credit -= batch
             return
@@ -156,6 +165,13 @@ class H5Sink:
                 "a new acquisition"
             )
 
+    def _closing_reserve(self, number: int, n_more: int) -> int:
+        """Room to flush and close every open file, ``n_more`` frames into file ``number``."""
+        unflushed = {k: f.n_unflushed for k, f in self._open.items()}
+        unflushed[number] = unflushed.get(number, 0) + n_more
+        reserve = sum(self.layout.closing_reserve(n) for n in unflushed.values())
+        return reserve + 8 * self.sequence.n_lost  # the missing_frame_ids written at close
+
     def _write_behind(self, number: int, f: FrameFile) -> None:
         if number not in self._writeback:
             fd = f.fileno()
@@ -165,7 +181,7 @@ class H5Sink:
             behind.advance()
 
     def _roll_to(self, number: int, first: ReceivedFrame) -> FrameFile:
-        for older in sorted(self._open):
+        for older in sorted(k for k in self._open if k < number):
             if older < number - 1 or self._is_complete(older):
                 self._close(older, "completed")
         path = self.files.path(number)
@@ -175,6 +191,7 @@ class H5Sink:
         first_index = self.files.first_index(number)
         opened = self.layout.open(path, self.dataset_name, first_index, self._share(first_index))
         self._open[number] = opened
+        self._opened_numbers.add(number)
         self.written_paths.append(str(path))
         return opened
 
@@ -209,35 +226,33 @@ class H5Sink:
             written[f.index] = 1
 
     def _missing_ids(self, number: int, f: FrameFile, final: bool) -> npt.NDArray[np.uint64]:
-        """The ids not written in this file's range, nor in the skipped file numbers before it
-        (nor after it, for the acquisition's last file: ``final``).
+        """The ids of this file's range that are not in it, and for the acquisition's last
+        file (``final``) also those of every file number that never got a frame.
 
         From what was written, not from what was received: the receiver runs ahead of the
         writer, and a frame can be received and still not reach its file (late, killed).
         """
-        below = [k for k in self._closed_numbers if k < number]
-        lo = self.files.first_index(max(below) + 1) if below else 0
         per_file = self.files.max_frames_per_file
-        hi = self.sequence.last_index + 1
-        if per_file and not final:
-            hi = f.first_index + per_file
+        last = self.sequence.last_index + 1
+        lo, hi = (0, last) if final or not per_file else (f.first_index, f.first_index + per_file)
         flags = np.zeros(max(0, hi - lo), np.uint8)
         known = self._written[lo:hi]
         flags[: len(known)] = np.frombuffer(known, np.uint8)
         missing = np.flatnonzero(flags == 0) + lo
+        if final and per_file:  # other files list their own ranges
+            numbers = missing // per_file + 1
+            others = np.fromiter(self._opened_numbers - {number}, np.int64)
+            missing = missing[~np.isin(numbers, others)]
         return (missing + self.sequence.first_frame_id).astype(np.uint64)
 
-    def _known_numbers(self) -> range:
-        """The roll-over file numbers after the first that the acquisition will use."""
+    def _later_files_there(self) -> list[int]:
+        """Numbers (> 1) of the roll-over files that exist already and that this acquisition
+        would write: one directory listing, whatever ``n_frames`` is."""
         per_file, n_frames = self.files.max_frames_per_file, self.sequence.n_frames
         if not per_file:
-            return range(0)
-        if n_frames:
-            return range(2, -(-n_frames // per_file) + 1)
-        last = 1
-        while self.files.path(last + 1).exists():  # until stopped: the files already there
-            last += 1
-        return range(2, last + 1)
+            return []
+        last = -(-n_frames // per_file) if n_frames else None
+        return [k for k in self.files.existing_numbers() if 1 < k <= (last or k)]
 
     def _share(self, first_index: int) -> int:
         per_file, n_frames = self.files.max_frames_per_file, self.sequence.n_frames

@@ -79,6 +79,8 @@ class Writer:
         self.sequence = FrameSequence(config.n_frames, config.max_frame_gap)
         self.buffer = FrameBuffer(config.buffer_bytes)
         self._compression_dropped = 0  # frames the compression pool held when it was shut down
+        self._failed_dropped = 0  # frames of a batch whose writing failed, not in any file
+        self._dropped_lock = threading.Lock()
         self.files = OutputFiles.from_output(
             config.output, config.n_frames, config.max_frames_per_file
         )
@@ -229,9 +231,13 @@ class Writer:
         while not self._killed.is_set():
             batch = take()
             if batch:
-                before = self.sink.n_written
+                before, late = self.sink.n_written, self.sink.n_dropped
                 try:
                     written = self.sink.write(batch)
+                except BaseException:  # what did not reach a file is dropped, and counted
+                    done = self.sink.n_written - before + self.sink.n_dropped - late
+                    self._failed_dropped += len(batch) - done
+                    raise
                 finally:  # what reached a file counts, even when the batch failed half-way
                     self.stats.count_written(self.sink.n_written - before)
                 source.release(batch)
@@ -252,9 +258,13 @@ class Writer:
 
     def _count_dropped(self) -> None:
         # Set from the counters, not added to: kill() and the writer thread may both call it.
-        self.stats.n_dropped_frames = (
-            self.buffer.stats.n_dropped + self._compression_dropped + self.sink.n_dropped
-        )
+        with self._dropped_lock:
+            self.stats.n_dropped_frames = (
+                self.buffer.stats.n_dropped
+                + self._compression_dropped
+                + self.sink.n_dropped
+                + self._failed_dropped
+            )
 
     def _finish(self) -> None:
         self.receiver.join(5.0)
