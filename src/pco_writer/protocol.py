@@ -19,6 +19,7 @@ from pco_writer.errors import ProtocolError
 
 __all__ = [
     "ARRAY_1_0", "DTYPE_NAMES", "FrameHeader", "HeaderParser", "parse_header", "check_payload",
+    "is_storable_text",
 ]  # fmt: skip
 
 ARRAY_1_0 = "array-1.0"
@@ -191,7 +192,7 @@ def _endianness(obj: dict[str, Any]) -> str:
 
 def _htype(obj: dict[str, Any]) -> str:
     value = obj.get("htype", ARRAY_1_0)
-    if not isinstance(value, str) or not value.startswith("array-1") or not _storable(value):
+    if not isinstance(value, str) or not value.startswith("array-1") or not is_storable_text(value):
         raise ProtocolError("htype", f"header field 'htype' must be 'array-1.0', got {value!r}")
     return value
 
@@ -202,7 +203,7 @@ def _text(obj: dict[str, Any], key: str) -> str:
         return ""
     if not isinstance(value, str):
         raise ProtocolError(key, f"header field {key!r} must be a string, got {value!r}")
-    if not _storable(value):
+    if not is_storable_text(value):
         raise ProtocolError(
             key, f"header field {key!r} is text no file can store (NUL or lone surrogate): "
             f"{value!r}",
@@ -210,14 +211,14 @@ def _text(obj: dict[str, Any], key: str) -> str:
     return value
 
 
-def _storable(text: str) -> bool:
-    """False for what HDF5 strings cannot hold: NUL, and lone surrogates (JSON escapes both)."""
-    if "\x00" in text:
+def is_storable_text(value: object) -> bool:
+    """True for a string HDF5 can store: no NUL, no lone surrogate (JSON can escape both)."""
+    if not isinstance(value, str) or "\x00" in value:
         return False
-    if text.isascii():
+    if value.isascii():
         return True
     try:
-        text.encode("utf-8")
+        value.encode("utf-8")
     except UnicodeEncodeError:
         return False
     return True

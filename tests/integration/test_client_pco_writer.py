@@ -8,6 +8,7 @@ from pathlib import Path
 import h5py
 import pytest
 from _control_helpers import camera, free_port, wait_for
+from test_layout_writer import REQUIRED
 
 from pco_writer.client import ClientError, PcoWriter, RunStatistics
 from pco_writer.control import ControlServer
@@ -138,24 +139,11 @@ def test_flush_cam_stream_drains_the_camera_when_no_writer_runs(
         assert pco.flush_cam_stream(timeout=100) == 0
 
 
-NEEDS_SAMPLE = """
-name: needs-sample
-parameters:
-  sample: {type: NX_CHAR, required: true}
-tree:
-  entry:
-    NX_class: NXentry
-    entries:
-      "{dataset_name}": {frames: {}}
-      sample: {parameter: sample}
-"""
-
-
 @pytest.mark.parametrize("route", ["stop", "kill", "reset"])
 def test_stop_kill_and_reset_end_a_writer_that_waits_for_parameters(
     server: ControlServer, tmp_path: Path, route: str
 ) -> None:
-    (tmp_path / "needs.yaml").write_text(NEEDS_SAMPLE)
+    (tmp_path / "needs.yaml").write_text(REQUIRED)
     with (
         camera(frames=0, fps=200) as (address, _),
         make_client(server, address, tmp_path, n_frames=5, layout="needs.yaml") as pco,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -140,14 +142,22 @@ def test_two_cameras_are_served_at_once_each_on_its_own_port(tmp_path: Path) -> 
             assert "is not camera 'pco1'" in wrong.json()["error"]
 
 
+@contextmanager
+def open_ended_writer(http: httpx.Client) -> Iterator[tuple[int, dict[str, Any]]]:
+    """A writer started through the server for a camera that keeps sending: (port, answer)."""
+    port = free_port()
+    with camera(frames=0, fps=20) as (address, _):
+        answer = post_raw(http, rclient_body(address, port, n_frames="0"))
+        assert answer["success"], answer
+        yield port, answer
+
+
 def test_a_writer_killed_by_a_signal_reads_error_with_its_exit(
     http: httpx.Client, server: ControlServer
 ) -> None:
     import signal
 
-    port = free_port()
-    with camera(frames=0, fps=20) as (address, _):
-        assert post_raw(http, rclient_body(address, port, n_frames="0"))["success"]
+    with open_ended_writer(http) as (port, _):
         server.controller._runs[port].signal(signal.SIGKILL)
         status = wait_for(
             lambda: (s := finished(http, port))["status"] not in ("receiving", "writing") and s,
@@ -198,9 +208,7 @@ def test_kill_of_a_writer_that_does_not_answer_ends_its_process(
     import os
     import signal
 
-    port = free_port()
-    with camera(frames=0, fps=20) as (address, _):
-        assert post_raw(http, rclient_body(address, port, n_frames="0"))["success"]
+    with open_ended_writer(http) as (port, _):
         run = server.controller._runs[port]
         os.kill(run.pid, signal.SIGSTOP)  # its API accepts connections but never answers
         try:
@@ -216,10 +224,7 @@ def test_kill_of_a_writer_that_does_not_answer_ends_its_process(
 def test_the_writer_is_told_the_data_root_so_that_it_checks_each_file_it_opens(
     http: httpx.Client, tmp_path: Path
 ) -> None:
-    port = free_port()
-    with camera(frames=0, fps=20) as (address, _):
-        answer = post_raw(http, rclient_body(address, port, n_frames="0"))
-        assert answer["success"], answer
+    with open_ended_writer(http) as (port, answer):
         try:
             argv = Path(f"/proc/{answer['pid']}/cmdline").read_bytes().split(b"\0")
         finally:

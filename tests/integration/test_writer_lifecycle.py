@@ -72,13 +72,29 @@ def test_a_plain_output_name_gets_a_file_number_when_it_rolls_over(tmp_path: Pat
     assert stats["files"] == [str(tmp_path / "plain_001.h5"), str(tmp_path / "plain_002.h5")]
 
 
-def _roll_over(tmp_path: Path, sent: list[int], n_frames: int, per_file: int) -> dict[str, Any]:
+def _roll_over(
+    tmp_path: Path,
+    sent: list[int],
+    n_frames: int,
+    per_file: int,
+    stop: bool = False,
+    sink: list[Any] | None = None,
+) -> dict[str, Any]:
+    """Roll-over files of the frames ``sent``; with ``stop``, the writer is stopped once they
+    are all written (and its sink appended to ``sink``)."""
     with camera() as cam, running_writer(
         connect=cam.address, output=str(tmp_path / "scan_%03d.h5"), n_frames=n_frames,
         max_frames_per_file=per_file,
     ) as writer:  # fmt: skip
         for i in sent:
             cam.send(frame(FIRST + i))
+        deadline = time.monotonic() + 10
+        while stop and writer.statistics()["n_written_frames"] < len(sent):
+            assert time.monotonic() < deadline, "the frames sent were not written in 10 s"
+            time.sleep(0.02)
+        if stop:
+            writer.stop()
+        (sink if sink is not None else []).append(writer.sink)
         return finish(writer)
 
 
@@ -190,17 +206,7 @@ def test_a_file_closed_before_a_lower_one_lists_none_of_the_lower_files_frames(
 def test_a_late_frame_of_a_file_number_that_had_none_still_reaches_its_file(
     tmp_path: Path,
 ) -> None:
-    with camera() as cam, running_writer(
-        connect=cam.address, output=str(tmp_path / "scan_%03d.h5"), n_frames=20,
-        max_frames_per_file=5,
-    ) as writer:  # fmt: skip
-        for i in [*range(5), *range(10, 16), 7]:
-            cam.send(frame(FIRST + i))
-        deadline = time.monotonic() + 10
-        while writer.statistics()["n_written_frames"] < 12 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        writer.stop()
-        stats = finish(writer)
+    stats = _roll_over(tmp_path, [*range(5), *range(10, 16), 7], 20, per_file=5, stop=True)
     assert stats["n_written_frames"] == 12
     ids, missing, _ = _file(tmp_path, 2)
     assert FIRST + 7 in ids and missing == [FIRST + i for i in (5, 6, 8, 9)]
@@ -218,18 +224,9 @@ def test_a_failed_close_of_one_file_still_closes_the_other(
             raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(LayoutFile, "close", close)
-    with camera() as cam, running_writer(
-        connect=cam.address, output=str(tmp_path / "scan_%03d.h5"), n_frames=0,
-        max_frames_per_file=2,
-    ) as writer:  # fmt: skip
-        for i in [0, 2, 3]:  # 1 never comes: file 1 stays open next to file 2
-            cam.send(frame(FIRST + i))
-        deadline = time.monotonic() + 10
-        while writer.statistics()["n_written_frames"] < 3 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        writer.stop()
-        stats = finish(writer)
-        assert writer.sink._open == {}
+    sink: list[Any] = []
+    stats = _roll_over(tmp_path, [0, 2, 3], 0, per_file=2, stop=True, sink=sink)  # no 1:
+    assert sink[0]._open == {}  # file 1 stayed open next to file 2, and both were closed
     assert "No space left" in stats["error"]
     with h5py.File(tmp_path / "scan_002.h5", "r") as f:
         assert f["measurement/acquisition/data"].attrs["end_reason"] == "stopped"

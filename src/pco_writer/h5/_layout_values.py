@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from pco_writer.errors import ConfigError
 from pco_writer.layouts import Dataset, Source
-from pco_writer.protocol import FrameHeader
+from pco_writer.protocol import FrameHeader, is_storable_text
 
 __all__ = ["MISSING", "Column", "Env", "FileFacts", "evaluate", "describe", "hdf5_value"]
 
@@ -167,13 +167,7 @@ def _as_text(value: Any) -> str | None:
     value is no text (an object, a list) or cannot be stored (NUL, a lone surrogate)."""
     if isinstance(value, bool | int | float):
         return json.dumps(value) if isinstance(value, bool) else str(value)
-    if not isinstance(value, str) or "\x00" in value:
-        return None
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return None
-    return value
+    return value if is_storable_text(value) else None
 
 
 class Column:

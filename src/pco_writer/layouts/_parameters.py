@@ -10,6 +10,7 @@ from typing import Any
 
 from pco_writer.errors import ConfigError, StateError
 from pco_writer.layouts._model import Parameter
+from pco_writer.protocol import is_storable_text
 
 __all__ = ["ParameterSet", "check_value"]
 
@@ -43,7 +44,7 @@ def _conforms(nx_type: str, value: Any) -> bool:
     if isinstance(value, bool):
         return nx_type == "NX_BOOLEAN"
     if nx_type in ("NX_CHAR", "NX_DATE_TIME"):
-        return _is_text(value) and (nx_type == "NX_CHAR" or _is_iso(value))
+        return is_storable_text(value) and (nx_type == "NX_CHAR" or _is_iso(value))
     if nx_type == "NX_INT":
         return _is_int64(value)
     if nx_type == "NX_FLOAT":
@@ -51,17 +52,6 @@ def _conforms(nx_type: str, value: Any) -> bool:
     if nx_type == "NX_NUMBER":  # written as given: an int as int64, a float as float64
         return _is_int64(value) or (isinstance(value, float) and math.isfinite(value))
     return False
-
-
-def _is_text(value: Any) -> bool:
-    """A string HDF5 can store: UTF-8 encodable (no lone surrogate) and without NUL."""
-    if not isinstance(value, str) or "\x00" in value:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _is_int64(value: Any) -> bool:
