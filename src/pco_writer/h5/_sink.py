@@ -65,7 +65,6 @@ class H5Sink:
     _writeback: dict[int, WriteBehind | None] = field(default_factory=dict, init=False)
     _space_credit: int = field(default=0, init=False)
     _closed_numbers: set[int] = field(default_factory=set, init=False)
-    _opened_numbers: set[int] = field(default_factory=set, init=False)
     _written: bytearray = field(default_factory=bytearray, init=False)  # by index: 1 = in a file
     _last_flush: float = field(default_factory=time.monotonic, init=False)
 
@@ -131,7 +130,9 @@ class H5Sink:
             )  # fmt: skip
             return 0
         self._check_space(number, frames)
-        target = self._open.get(number) or self._roll_to(number, frames[0])
+        target = self._open.get(number)
+        if target is None:
+            target = self._roll_to(number, frames[0])
         with _os_errors():
             for part in _by_bytes(frames, _WRITE_BEHIND_STEP):
                 target.write(part)
@@ -191,7 +192,6 @@ class H5Sink:
         first_index = self.files.first_index(number)
         opened = self.layout.open(path, self.dataset_name, first_index, self._share(first_index))
         self._open[number] = opened
-        self._opened_numbers.add(number)
         self.written_paths.append(str(path))
         return opened
 
@@ -241,7 +241,8 @@ class H5Sink:
         missing = np.flatnonzero(flags == 0) + lo
         if final and per_file:  # other files list their own ranges
             numbers = missing // per_file + 1
-            others = np.fromiter(self._opened_numbers - {number}, np.int64)
+            opened = set(self._open) | self._closed_numbers  # a closed file was open once
+            others = np.fromiter(opened - {number}, np.int64)
             missing = missing[~np.isin(numbers, others)]
         return (missing + self.sequence.first_frame_id).astype(np.uint64)
 
