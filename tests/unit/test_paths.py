@@ -38,3 +38,20 @@ def test_bad_output_names_are_refused_with_a_reason(bad: str) -> None:
 def test_bad_dataset_names_are_refused(bad: str) -> None:
     with pytest.raises(ConfigError, match="dataset name"):
         validate_dataset_name(bad)
+
+
+@pytest.mark.parametrize(
+    ("template", "names", "numbers"),
+    [
+        ("scan_%03d.h5", ["scan_001.h5", "scan_002.h5", "scan_7.h5", "scan_abc.h5"], [1, 2]),
+        ("scan_%d.h5", ["scan_001.h5", "scan_7.h5"], [7]),
+        ("scan_%3d.h5", ["scan_  2.h5", "scan_002.h5", "scan_ 12.h5"], [2, 12]),
+        ("a%%_%d.h5", ["a%_3.h5", "a_3.h5"], [3]),
+    ],
+)
+def test_existing_numbers_are_those_the_template_itself_would_write(
+    tmp_path: Path, template: str, names: list[str], numbers: list[int]
+) -> None:
+    for name in names:
+        (tmp_path / name).touch()
+    assert OutputFiles(str(tmp_path / template), 5).existing_numbers() == numbers

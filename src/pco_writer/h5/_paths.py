@@ -80,7 +80,7 @@ class OutputFiles:
         head, tail = (part.replace("\0", "%") for part in (head, tail))
         found = []
         for name in glob.iglob(glob.escape(head) + "*" + glob.escape(tail)):
-            digits = name[len(head) : len(name) - len(tail)]
+            digits = name[len(head) : len(name) - len(tail)].lstrip(" ")  # %3d pads with spaces
             if digits.isdigit() and self.path(int(digits)) == Path(name):
                 found.append(int(digits))
         return sorted(found)
