@@ -40,8 +40,9 @@ from pco_writer.h5._writeback import WriteBehind
 from pco_writer.names import COMPRESSIONS
 from pco_writer.receiver import Receiver, ReceiverSettings
 from pco_writer.sequence import FrameSequence
+from pco_writer.settings import AcquisitionSettings
 from pco_writer.statistics import AcquisitionStats
-from pco_writer.writer import Writer, WriterConfig
+from pco_writer.writer import Writer
 
 GB = 1e9
 
@@ -123,11 +124,11 @@ def _start_sender(args: argparse.Namespace, frames: int) -> tuple[subprocess.Pop
 def _run_writer(args: argparse.Namespace, frames: int, path: Path) -> dict[str, float]:
     sender, address = _start_sender(args, frames)
     try:
-        config = WriterConfig(
+        settings = AcquisitionSettings(
             connect=address, output=str(path), n_frames=frames, buffer_bytes=args.buffer_bytes,
             compression=args.compression, compression_threads=args.compression_threads,
         )  # fmt: skip
-        writer = Writer(config)
+        writer = Writer(settings)
         writer.start()
         if not writer.wait(600):
             writer.kill()

@@ -6,7 +6,6 @@ Exit codes: 0 a normal finish, 1 the acquisition failed, 2 a bad setting (nothin
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import sys
@@ -14,8 +13,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any
-
-from pco_writer.names import COMPRESSIONS
 
 __all__ = ["main", "build_parser"]
 
@@ -54,27 +51,14 @@ def _extra_commands() -> list[Callable[[Any], None]]:
 
 
 def _add_write(commands: Any) -> None:
-    p = commands.add_parser("write", help="receive one acquisition and write it to HDF5")
-    p.add_argument("--connect", required=True, help="camera PUSH address, tcp://HOST:PORT")
-    p.add_argument("--output", required=True, help="output file (printf template with roll-over)")
-    p.add_argument("--n-frames", type=int, default=0, help="frames to write; 0 = until stopped")
-    p.add_argument("--dataset-name", default="data", help="data, data_white, data_black...")
-    p.add_argument("--max-frames-per-file", type=int, default=0, help="roll over; 0 = one file")
-    p.add_argument("--buffer-bytes", type=_size, default=1 << 30, help="e.g. 1G, 512M")
-    p.add_argument("--max-frame-gap", type=int, default=100_000)
-    p.add_argument("--idle-timeout", type=float, default=0.0, help="seconds; 0 = wait for ever")
-    p.add_argument("--flush-interval", type=float, default=1.0, help="seconds between flushes")
-    p.add_argument("--user-id", type=int, default=-1, help="recorded in the statistics")
-    p.add_argument("--layout", default="tomcat", help="tomcat, nxtomo or a layout file (YAML/JSON)")
-    p.add_argument(
-        "--compression", choices=COMPRESSIONS, default="none",
-        help="chunk compression (HDF5 filters 32008, 32001; read with hdf5plugin)",
+    from pco_writer.writer_command import add_write_arguments
+
+    p = commands.add_parser(
+        "write", help="receive one acquisition and write it to HDF5",
+        description="Receive one acquisition and write it to HDF5. Ends with one JSON exit "
+        "record on stdout (status, end_reason, error, statistics).",
     )  # fmt: skip
-    p.add_argument("--compression-threads", type=int, default=0, help="0 = one per core")
-    p.add_argument("--rest-port", type=int, default=0, help="serve the writer REST API here")
-    p.add_argument("--rest-host", default="127.0.0.1", help="address of the writer REST API")
-    p.add_argument("--control-url", default="", help="control server to report the end to")
-    p.add_argument("--data-root", default="", help="refuse output files that lead outside it")
+    add_write_arguments(p)
     p.set_defaults(handler=_run_write)
 
 
@@ -91,51 +75,59 @@ def _add_simulate(commands: Any) -> None:
 
 
 def _run_write(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
+    """The writer process: whatever the end, its last output is one exit record."""
+    from pco_writer.exit_record import ExitRecord
 
+    shutdown: Callable[[], None] | None = None
+    try:
+        code, record, shutdown = _write(args)
+    except Exception as exc:  # noqa: BLE001 - even a bug must end with a record
+        log.exception("the writer failed")
+        error = f"unexpected {type(exc).__name__}: {exc}"
+        code, record = EXIT_FAILED, ExitRecord(status="error", end_reason=f"error: {error}",
+                                               error=error)  # fmt: skip
+    try:
+        print(record.model_dump_json(indent=2), flush=True)
+    except OSError:  # the control server that read our output is gone (crashed, restarted)
+        log.warning("could not print the exit record: nobody reads this writer's output")
+    if shutdown is not None:
+        shutdown()  # after the record: the API lingers a moment so that pollers see the end
+    return code
+
+
+def _write(args: argparse.Namespace) -> tuple[int, Any, Callable[[], None] | None]:
+    """Run one acquisition: the exit code, the exit record and the services' shutdown."""
     from pco_writer._malloc import tune_for_streaming
     from pco_writer.auth import token_from_env
     from pco_writer.errors import PcoWriterError
-    from pco_writer.writer import Writer, WriterConfig
+    from pco_writer.exit_record import ExitRecord
+    from pco_writer.writer import Writer
+    from pco_writer.writer_command import settings_from_args
 
     tune_for_streaming()  # before libzmq's threads allocate anything
     try:
         token = token_from_env()  # from the control server, in the environment: not shown by ps
-        config = WriterConfig(**_write_settings(args))
-        writer = Writer(config)
+        writer = Writer(settings_from_args(args))
         writer.start()
-    except (ValidationError, PcoWriterError, ValueError) as exc:
+    except (PcoWriterError, ValueError) as exc:
         log.error("cannot start the acquisition: %s", exc)
-        return EXIT_USAGE
+        return EXIT_USAGE, ExitRecord.refused(str(exc)), None
     _on_signals(lambda: writer.stop(), lambda: writer.kill())
     try:
         serve = _start_services(args, writer, token)
     except OSError as exc:  # e.g. the REST port is taken: nobody could control this writer
-        log.error(
-            "cannot serve the writer API on %s:%s: %s; choose a free --rest-port (0 picks one)",
-            args.rest_host, args.rest_port, exc,
-        )  # fmt: skip
+        message = (
+            f"cannot serve the writer API on {args.rest_host}:{args.rest_port}: {exc}; "
+            "choose a free --rest-port (0 picks one)"
+        )
+        log.error("%s", message)
         writer.kill()
         writer.wait(_KILL_WAIT_S)
-        return EXIT_USAGE
+        return EXIT_USAGE, ExitRecord.refused(message), None
     while not writer.wait(0.5):
         pass
-    try:
-        print(json.dumps(writer.statistics(), indent=2), flush=True)
-    except OSError:  # the control server that read our output is gone (crashed, restarted)
-        log.warning("could not print the statistics: nobody reads this writer's output")
-    if serve is not None:
-        serve()
-    return EXIT_FAILED if writer.error else EXIT_OK
-
-
-def _write_settings(args: argparse.Namespace) -> dict[str, Any]:
-    keys = (
-        "connect", "output", "n_frames", "dataset_name", "max_frames_per_file", "buffer_bytes",
-        "max_frame_gap", "idle_timeout", "flush_interval", "user_id", "layout", "compression",
-        "compression_threads", "data_root",
-    )  # fmt: skip
-    return {key: getattr(args, key) for key in keys}
+    code = EXIT_FAILED if writer.error else EXIT_OK
+    return code, ExitRecord.of_run(writer.statistics()), serve
 
 
 def _start_services(args: argparse.Namespace, writer: Any, token: str) -> Callable[[], None] | None:
@@ -177,17 +169,6 @@ def _on_signals(first: Callable[[], None], again: Callable[[], None]) -> None:
 
     signal.signal(signal.SIGTERM, handle)
     signal.signal(signal.SIGINT, handle)
-
-
-def _size(text: str) -> int:
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    text = text.strip().upper().removesuffix("B").removesuffix("I")
-    try:
-        if text and text[-1] in units:
-            return int(float(text[:-1]) * units[text[-1]])
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 1G or 512M)") from None
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -13,9 +13,51 @@ PcoWriterError
 ```
 
 Every message names the thing that was wrong and, where there is one, what to do.
+:func:`describe_validation` is the one formatter of pydantic's validation errors.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+
+class _Validation(Protocol):
+    """pydantic's ``ValidationError`` and FastAPI's ``RequestValidationError``."""
+
+    def errors(self) -> Sequence[Mapping[str, Any]]: ...  # noqa: D102
+
+
+def describe_validation(
+    exc: _Validation, name: Callable[[str], str] = str, prefix: str = ""
+) -> str:
+    """One ``field: reason (got value)`` per problem, joined by ``; ``.
+
+    Args:
+        exc: the validation error.
+        name: how a field is called where the value came from (``--n-frames`` on the command
+            line); the field's own name by default.
+        prefix: the location of the whole value (``body`` of a request is left out).
+    """
+    return "; ".join(describe_error(err, name, prefix) for err in exc.errors())
+
+
+def describe_error(
+    err: Mapping[str, Any], name: Callable[[str], str] = str, prefix: str = ""
+) -> str:
+    """One problem of a validation error as ``field: reason (got value)``."""
+    loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+    if loc:
+        loc[0] = name(loc[0])
+    where = ".".join([prefix, *loc] if prefix else loc)
+    context = err.get("ctx") or {}
+    if err.get("type") == "value_error" and isinstance(context.get("error"), Exception):
+        message = str(context["error"])  # our own message: it names the value already
+    else:
+        got = err.get("input")
+        short = isinstance(got, str | int | float) and len(str(got)) <= 200
+        message = f"{err.get('msg', 'invalid')}{f' (got {got!r})' if short else ''}"
+    return f"{where}: {message}" if where else message
 
 
 class PcoWriterError(Exception):

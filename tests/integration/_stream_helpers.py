@@ -12,8 +12,9 @@ import numpy.typing as npt
 import pytest
 import zmq
 
+from pco_writer.settings import AcquisitionSettings
 from pco_writer.simulate import camera_header
-from pco_writer.writer import Writer, WriterConfig
+from pco_writer.writer import Writer
 
 CAPTURE = Path(__file__).resolve().parents[3] / "shared" / "data" / "pco_edge_dump"
 SHAPE = (16, 24)
@@ -70,7 +71,7 @@ def camera() -> Iterator[Push]:
 def running_writer(**settings: Any) -> Iterator[Writer]:
     """A started writer (small buffer); killed and waited for if the test leaves it running."""
     settings.setdefault("buffer_bytes", 1 << 24)
-    writer = Writer(WriterConfig(**settings))
+    writer = Writer(AcquisitionSettings(**settings))
     writer.start()
     try:
         yield writer

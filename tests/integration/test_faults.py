@@ -39,7 +39,8 @@ from test_control_server import rclient_body as _rclient_body
 from pco_writer.api import serve_writer
 from pco_writer.control import ControlServer
 from pco_writer.errors import OutputError
-from pco_writer.writer import Writer, WriterConfig, WriterStatus
+from pco_writer.settings import AcquisitionSettings
+from pco_writer.writer import Writer, WriterStatus
 
 
 def rclient_body(address: str, port: int, **changes: str) -> bytes:
@@ -195,7 +196,7 @@ def test_the_writer_refuses_an_unwritable_folder_before_receiving_and_writes_not
 ) -> None:
     (tmp_path / "notes.txt").write_text("not a folder")
     output = tmp_path / "notes.txt" / "sub" / "scan.h5"
-    writer = Writer(WriterConfig(connect="tcp://127.0.0.1:9", output=str(output)))
+    writer = Writer(AcquisitionSettings(connect="tcp://127.0.0.1:9", output=str(output)))
     with pytest.raises(OutputError, match="cannot create the folder"):
         writer.start()
     assert (tmp_path / "notes.txt").read_text() == "not a folder"
@@ -205,7 +206,7 @@ def test_the_writer_refuses_an_unwritable_folder_before_receiving_and_writes_not
 
 
 def run_writer(tmp_path: Path, address: str, **settings: Any) -> Writer:
-    config = WriterConfig(connect=address, output=str(tmp_path / "scan.h5"), **settings)
+    config = AcquisitionSettings(connect=address, output=str(tmp_path / "scan.h5"), **settings)
     writer = Writer(config)
     writer.start()
     return writer

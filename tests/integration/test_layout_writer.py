@@ -13,9 +13,10 @@ import httpx
 import pytest
 
 from pco_writer.api import ServerThread, build_app
-from pco_writer.errors import ConfigError, DatasetExistsError, StateError
+from pco_writer.errors import ConfigError, DatasetExistsError, LayoutError, StateError
+from pco_writer.settings import AcquisitionSettings
 from pco_writer.simulate import CameraSimulator
-from pco_writer.writer import Writer, WriterConfig, WriterStatus
+from pco_writer.writer import Writer, WriterStatus
 
 TIMEOUT = 20.0
 REQUIRED = """
@@ -62,11 +63,11 @@ def camera() -> Iterator[Any]:
 
 def run(camera: Any, output: Path, dataset_name: str, layout: str, n: int = 5) -> Writer:
     cam = camera(n)
-    config = WriterConfig(
+    settings = AcquisitionSettings(
         connect=cam.address, output=str(output), n_frames=n, dataset_name=dataset_name,
         layout=layout, flush_interval=0.1,
     )  # fmt: skip
-    writer = Writer(config)
+    writer = Writer(settings)
     writer.start()
     cam.thread.start()
     return writer
@@ -90,8 +91,8 @@ def test_a_scan_of_darks_and_projections_appends_into_one_nxtomo_file(
         assert writer.statistics()["missing_parameters"] == []
     before = path.read_bytes()
     with pytest.raises(DatasetExistsError):
-        Writer(WriterConfig(connect="tcp://127.0.0.1:1", output=str(path),
-                            dataset_name="data", layout="nxtomo")).start()  # fmt: skip
+        Writer(AcquisitionSettings(connect="tcp://127.0.0.1:1", output=str(path),
+                                   dataset_name="data", layout="nxtomo")).start()  # fmt: skip
     assert path.read_bytes() == before
     with h5py.File(path, "r") as f:
         assert f["entry/instrument/detector/image_key"][()].tolist() == [2] * 3 + [0] * 5
@@ -134,9 +135,9 @@ def test_stopping_again_writes_the_file_without_the_missing_parameter(
 
 
 def test_writer_parameters_are_the_layouts_typed(tmp_path: Path) -> None:
-    config = WriterConfig(connect="tcp://127.0.0.1:1", output=str(tmp_path / "a.h5"),
+    settings = AcquisitionSettings(connect="tcp://127.0.0.1:1", output=str(tmp_path / "a.h5"),
                           layout="nxtomo")  # fmt: skip
-    writer = Writer(config)
+    writer = Writer(settings)
     assert writer.parameter_types()["start_angle"] == "NX_FLOAT"
     assert writer.parameter_types()["sample_name"] == "NX_CHAR"
     with pytest.raises(ConfigError, match="unknown parameter.*energy"):
@@ -146,14 +147,20 @@ def test_writer_parameters_are_the_layouts_typed(tmp_path: Path) -> None:
     writer.set_parameters({"start_angle": 10})
     assert writer.parameters()["start_angle"] == 10.0
     assert writer.parameters()["sample_name"] == "unknown"
-    assert Writer(WriterConfig(connect="tcp://127.0.0.1:1", output="x.h5")).parameter_types() == {}
+    assert (
+        Writer(AcquisitionSettings(connect="tcp://127.0.0.1:1", output="x.h5")).parameter_types()
+        == {}
+    )
 
 
-def test_a_bad_layout_file_is_a_config_error_before_anything_starts(tmp_path: Path) -> None:
+def test_a_bad_layout_file_is_a_layout_error_before_anything_starts(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\ntree:\n  data: {frames: {}, colour: red}\n")
-    with pytest.raises(ValueError, match="/data: unknown key 'colour'"):
-        WriterConfig(connect="tcp://127.0.0.1:1", output=str(tmp_path / "a.h5"), layout=str(bad))
+    settings = AcquisitionSettings(
+        connect="tcp://127.0.0.1:1", output=str(tmp_path / "a.h5"), layout=str(bad)
+    )
+    with pytest.raises(LayoutError, match="/data: unknown key 'colour'"):
+        Writer(settings)
     assert not (tmp_path / "a.h5").exists()
 
 

@@ -77,9 +77,11 @@ def test_a_fourth_run_with_a_taken_name_is_refused_and_the_file_is_unchanged(sca
     output, messages = scan
     before = hashlib.sha256(output.read_bytes()).hexdigest()
     with camera() as cam:
-        from pco_writer.writer import Writer, WriterConfig
+        from pco_writer.settings import AcquisitionSettings
+        from pco_writer.writer import Writer
 
-        writer = Writer(WriterConfig(connect=cam.address, output=str(output), dataset_name="data"))
+        settings = AcquisitionSettings(connect=cam.address, output=str(output), dataset_name="data")
+        writer = Writer(settings)
         with pytest.raises(DatasetExistsError, match="'data' already exists in .*scan.h5"):
             writer.start()
     assert hashlib.sha256(output.read_bytes()).hexdigest() == before

@@ -7,6 +7,7 @@ import random
 import struct
 import threading
 import time
+from pathlib import Path
 
 import bitshuffle
 import blosc
@@ -20,15 +21,21 @@ from _control_helpers import free_port
 from _stream_helpers import camera, finish, frame, image, running_writer
 
 from pco_writer.buffer import ReceivedFrame
-from pco_writer.cli import _write_settings, build_parser
+from pco_writer.cli import build_parser
 from pco_writer.client import ClientError, PcoWriter
 from pco_writer.control import ControlServer
 from pco_writer.control._request import parse_start_request
-from pco_writer.control._run import writer_command
 from pco_writer.errors import ConfigError, OutputError
 from pco_writer.h5._compress import check_frames_filter, frames_filter
+from pco_writer.settings import AcquisitionSettings, StartRequest
 from pco_writer.simulate import camera_header, make_frames
 from pco_writer.writer import _writer as writer_module
+from pco_writer.writer_command import (
+    WriteCommand,
+    parse_write_command,
+    settings_from_args,
+    write_command,
+)
 
 FIRST = 300
 FILTER_ID = {"bitshuffle-lz4": 32008, "blosc-lz4": 32001}
@@ -231,11 +238,11 @@ def test_write_takes_compression_and_threads() -> None:
         ["write", "--connect", "tcp://127.0.0.1:1", "--output", "x.h5",
          "--compression", "bitshuffle-lz4", "--compression-threads", "3"]
     )  # fmt: skip
-    settings = _write_settings(args)
-    assert (settings["compression"], settings["compression_threads"]) == ("bitshuffle-lz4", 3)
-    assert _write_settings(build_parser().parse_args(
+    settings = settings_from_args(args)
+    assert (settings.compression, settings.compression_threads) == ("bitshuffle-lz4", 3)
+    assert settings_from_args(build_parser().parse_args(
         ["write", "--connect", "tcp://127.0.0.1:1", "--output", "x.h5"]
-    ))["compression"] == "none"  # fmt: skip
+    )).compression == "none"  # fmt: skip
 
 
 def test_write_refuses_an_unknown_compression(capsys) -> None:
@@ -246,16 +253,21 @@ def test_write_refuses_an_unknown_compression(capsys) -> None:
     assert "invalid choice: 'gz'" in capsys.readouterr().err
 
 
+def handed_over(request: StartRequest, tmp_path: Path) -> AcquisitionSettings:
+    """The settings a writer reads from the command line the server makes for ``request``."""
+    settings = request.to_settings(output=str(tmp_path / "x.h5"))
+    argv = write_command("python", WriteCommand(settings, 9555, "127.0.0.1", "http://c"))
+    return parse_write_command(argv[argv.index("write") + 1 :]).settings
+
+
 def test_a_start_request_passes_compression_to_the_writer_command(tmp_path) -> None:
     body = {"connection_address": "tcp://127.0.0.1:8080", "output_file": "x.h5",
             "n_frames": "5", "dataset_name": "data"}  # fmt: skip
     plain = parse_start_request(body)  # as pco_rclient sends it: no compression key
     assert plain.compression == "none"
-    argv = writer_command("python", plain, tmp_path / "x.h5", 9555, "127.0.0.1", "http://c")
-    assert argv[argv.index("--compression") + 1] == "none"
+    assert handed_over(plain, tmp_path).compression == "none"
     request = parse_start_request({**body, "compression": "blosc-lz4"})
-    argv = writer_command("python", request, tmp_path / "x.h5", 9555, "127.0.0.1", "http://c")
-    assert argv[argv.index("--compression") + 1] == "blosc-lz4"
+    assert handed_over(request, tmp_path).compression == "blosc-lz4"
     with pytest.raises(ConfigError, match="compression"):
         parse_start_request({**body, "compression": "zip"})
 

@@ -24,7 +24,8 @@ from _stream_helpers import SHAPE, camera, finish, frame, image, running_writer
 
 from pco_writer.errors import DatasetExistsError
 from pco_writer.h5._layout_file import LayoutFile
-from pco_writer.writer import Writer, WriterConfig, WriterStatus
+from pco_writer.settings import AcquisitionSettings
+from pco_writer.writer import Writer, WriterStatus
 
 FIRST = 1000
 
@@ -155,8 +156,9 @@ def test_the_ids_of_a_file_that_got_no_frame_are_listed_as_missing_in_another(
 def test_a_start_with_roll_over_and_a_huge_n_frames_looks_at_the_folder_once(
     tmp_path: Path,
 ) -> None:
-    writer = Writer(WriterConfig(connect="tcp://127.0.0.1:1", output=str(tmp_path / "s_%03d.h5"),
-                                 n_frames=2**63 - 1, max_frames_per_file=1000))  # fmt: skip
+    writer = Writer(AcquisitionSettings(connect="tcp://127.0.0.1:1",
+                                        output=str(tmp_path / "s_%03d.h5"),
+                                        n_frames=2**63 - 1, max_frames_per_file=1000))  # fmt: skip
     checking = threading.Thread(target=writer.sink.check, daemon=True)  # what start() runs
     checking.start()
     checking.join(10.0)
@@ -176,8 +178,9 @@ def test_a_later_roll_over_file_with_the_dataset_is_refused_before_anything_is_w
         finish(writer)
     before = (tmp_path / "scan_002.h5").read_bytes()
     with pytest.raises(DatasetExistsError, match="scan_002.h5"):
-        Writer(WriterConfig(connect="tcp://127.0.0.1:1", output=str(tmp_path / "scan_%03d.h5"),
-                            n_frames=10, max_frames_per_file=5)).start()  # fmt: skip
+        Writer(AcquisitionSettings(connect="tcp://127.0.0.1:1",
+                                   output=str(tmp_path / "scan_%03d.h5"),
+                                   n_frames=10, max_frames_per_file=5)).start()  # fmt: skip
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scan_002.h5"]
     assert (tmp_path / "scan_002.h5").read_bytes() == before
 

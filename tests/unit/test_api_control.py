@@ -98,8 +98,8 @@ def test_bad_start_requests_get_success_false_with_a_message_and_spawn_nothing(
         ({"n_frames": str(2**63)}, "n_frames"),
         ({"max_frames_per_file": str(2**63)}, "max_frames_per_file"),
         ({"user_id": str(2**63)}, "user_id"),
-        ({"connection_address": "tcp://127.0.0.1:99999"}, "port 99999 is not in 1-65535"),
-        ({"connection_address": "tcp://127.0.0.1:0"}, "port 0 is not in 1-65535"),
+        ({"connection_address": "tcp://127.0.0.1:99999"}, "port in 1-65535"),
+        ({"connection_address": "tcp://127.0.0.1:0"}, "port in 1-65535"),
     ],
 )
 def test_values_the_writer_cannot_use_are_refused_with_422_before_any_spawn(
@@ -127,23 +127,31 @@ def test_a_symlink_out_of_the_data_root_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("template", "link"),
+    ("template", "max_frames_per_file", "link"),
     [
-        ("scan_%03d.h5", "scan_001.h5"),
-        ("scan_%03d.h5", "scan_017.h5"),
-        ("scan.h5", "scan_002.h5"),  # the writer adds _%03d when a run rolls over
-        ("a%%b.h5", "a%b.h5"),  # the writer opens printf's output, not the template
+        ("scan_%03d.h5", 0, "scan_001.h5"),
+        ("scan_%03d.h5", 0, "scan_017.h5"),
+        ("scan.h5", 10, "scan_002.h5"),  # the writer adds _%03d when a run rolls over
+        ("a%%b.h5", 0, "a%b.h5"),  # the writer opens printf's output, not the template
     ],
 )
 def test_a_file_the_writer_would_open_may_not_lead_outside_the_root(
-    tmp_path: Path, template: str, link: str
+    tmp_path: Path, template: str, max_frames_per_file: int, link: str
 ) -> None:
     root, outside = tmp_path / "root", tmp_path / "outside"
     root.mkdir()
     outside.mkdir()
     (root / link).symlink_to(outside / "victim.h5")  # dangling: the writer would create it
     with pytest.raises(ConfigError, match=f"'{root / link}'.*outside the data root.*remove it"):
-        resolve_output(template, root)
+        resolve_output(template, root, n_frames=0, max_frames_per_file=max_frames_per_file)
+
+
+def test_the_output_template_is_the_one_the_writer_uses(tmp_path: Path) -> None:
+    """The server adds the file number by the writer's rule, so it checks the right names."""
+    assert resolve_output("scan.h5", tmp_path, 100, 40) == tmp_path / "scan_%03d.h5"
+    assert resolve_output("scan.h5", tmp_path, 40, 40) == tmp_path / "scan_%03d.h5"
+    assert resolve_output("scan.h5", tmp_path, 39, 40) == tmp_path / "scan.h5"
+    assert resolve_output("scan.h5", tmp_path, 100, 0) == tmp_path / "scan.h5"
 
 
 def test_numbered_files_and_symlinks_below_the_root_are_accepted(tmp_path: Path) -> None:

@@ -63,11 +63,12 @@ def test_a_placeholder_is_inserted_when_the_run_rolls_over(pco: PcoWriter) -> No
 @pytest.mark.parametrize(
     ("settings", "words"),
     [
-        ({"output_file": "scan.txt"}, "must end in .h5"),
-        ({"dataset_name": "a/b"}, "dataset_name 'a/b' is not valid"),
-        ({"n_frames": -3}, "n_frames -3 must be >= 0"),
-        ({"n_frames": "many"}, "not an integer"),
+        ({"output_file": "scan_%d_%d.h5"}, "output_file: output file 'scan_%d_%d.h5' has 2"),
+        ({"dataset_name": "a/b"}, "dataset_name: dataset name 'a/b' is not valid"),
+        ({"n_frames": -3}, "n_frames: Input should be greater than or equal to 0"),
+        ({"n_frames": "many"}, "n_frames: Input should be a valid integer"),
         ({"connection_address": "10.0.0.1:8080"}, "tcp://HOST:PORT"),
+        ({"layout": " "}, "layout: String should match pattern"),
     ],
 )
 def test_configure_refuses_bad_values_and_says_what_is_wrong(
@@ -146,13 +147,13 @@ def test_a_port_over_65535_is_a_client_error_that_names_the_setting(
     settings: dict[str, str],
 ) -> None:
     (name,) = settings
-    with pytest.raises(ClientError, match=f"{name} .* port in 1-65535"):
+    with pytest.raises(ClientError, match=f"{name}: .* port in 1-65535"):
         PcoWriter(**settings)
 
 
 @pytest.mark.parametrize("name", ["n_frames", "max_frames_per_file", "user_id"])
 def test_counts_beyond_int64_are_refused_before_anything_is_sent(pco: PcoWriter, name: str) -> None:
-    with pytest.raises(ClientError, match=f"{name} .* must be <= 2\\*\\*63 - 1"):
+    with pytest.raises(ClientError, match=f"{name}: .* less than or equal to {2**63 - 1}"):
         pco.configure(**{name: 2**63})  # type: ignore[arg-type]
 
 

@@ -17,11 +17,12 @@ def test_a_template_is_filled_with_the_1_based_file_number() -> None:
     assert files.path(2) == Path("/d/scan_002.h5") and files.first_index(3) == 8
 
 
-def test_a_plain_name_gets_a_number_only_when_more_than_one_file_may_be_needed() -> None:
+def test_a_plain_name_gets_a_number_by_pco_rclients_rule_without_its_holes() -> None:
     assert OutputFiles.from_output("/d/s.h5", 10, 4).template == "/d/s_%03d.h5"
-    assert OutputFiles.from_output("/d/s.h5", 0, 4).template == "/d/s_%03d.h5"
-    assert OutputFiles.from_output("/d/s.h5", 4, 4).path(1) == Path("/d/s.h5")
-    assert OutputFiles.from_output("/d/s.h5", 10, 0).path(1) == Path("/d/s.h5")
+    assert OutputFiles.from_output("/d/s.h5", 0, 4).template == "/d/s_%03d.h5"  # until stopped
+    assert OutputFiles.from_output("/d/s.h5", 4, 4).path(1) == Path("/d/s_001.h5")  # as rclient
+    assert OutputFiles.from_output("/d/s.h5", 3, 4).path(1) == Path("/d/s.h5")
+    assert OutputFiles.from_output("/d/s.h5", 10, 0).path(1) == Path("/d/s.h5")  # one file
 
 
 def test_a_literal_percent_is_kept() -> None:

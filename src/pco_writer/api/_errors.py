@@ -24,6 +24,7 @@ from pco_writer.errors import (
     OutputError,
     PcoWriterError,
     StateError,
+    describe_validation,
 )
 
 __all__ = ["BadRequestError", "install_error_handlers", "http_status", "error_body", "read_json"]
@@ -55,20 +56,6 @@ def http_status(exc: Exception) -> int:
 def error_body(message: str, **extra: Any) -> dict[str, Any]:
     """The JSON body of every error answer."""
     return {"success": False, "error": message, "detail": message, **extra}
-
-
-def describe_validation(exc: ValidationError | RequestValidationError) -> str:
-    """One line per wrong field: ``n_frames: Input should be a valid integer (got 'abc')``."""
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "request"
-        got = f" (got {err['input']!r})" if "input" in err and _short(err["input"]) else ""
-        parts.append(f"{where}: {err.get('msg', 'invalid')}{got}")
-    return "; ".join(parts)
-
-
-def _short(value: Any) -> bool:
-    return isinstance(value, str | int | float) and len(str(value)) <= 200
 
 
 async def read_json(request: Request) -> dict[str, Any]:

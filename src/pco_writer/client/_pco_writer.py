@@ -20,21 +20,23 @@ from pco_writer.client._progress import Progress
 from pco_writer.client._stats import RunStatistics
 from pco_writer.client._stream import camera_addresses, flush_stream
 from pco_writer.client._validate import (
-    check_compression,
-    check_connection_address,
-    check_dataset_name,
-    check_nonneg_int,
     check_output_file,
     check_parameter_value,
     check_rest_address,
+    check_setting,
     port_of,
-    with_file_number,
 )
 from pco_writer.errors import ClientError
+from pco_writer.names import with_file_number
 
 __all__ = ["AcquisitionError", "PcoWriter"]
 
 RUNNING = ("receiving", "writing")
+_SETTINGS = (
+    "output_file", "dataset_name", "n_frames", "user_id", "max_frames_per_file",
+    "connection_address", "compression", "layout",
+)  # fmt: skip
+"""The client's settings of the next acquisition: fields of the start request, same names."""
 WAITING = "waiting for parameters"
 _POLL_S = 0.1
 _SIGNAL_TIMEOUT_S = 15.0  # the server's kill by signal ends in SIGKILL after a few seconds
@@ -100,7 +102,7 @@ class PcoWriter:
         self.flask_api_address = check_rest_address(flask_api_address, "flask_api_address")
         self.writer_api_address = check_rest_address(writer_api_address, "writer_api_address")
         self.writer_port = port_of(self.writer_api_address)
-        self.connection_address = check_connection_address(connection_address)
+        self.connection_address = check_setting("connection_address", connection_address)
         self.output_file = output_file
         self.dataset_name = dataset_name
         self.n_frames = n_frames
@@ -157,24 +159,16 @@ class PcoWriter:
             raise ClientError(
                 "cannot configure while the writer is running; stop() or wait() first"
             )
-        if output_file is not None:
-            self.output_file = check_output_file(output_file)
-        if dataset_name is not None:
-            self.dataset_name = check_dataset_name(dataset_name)
-        if n_frames is not None:
-            self.n_frames = check_nonneg_int(n_frames, "n_frames")
-        if user_id is not None:
-            self.user_id = check_nonneg_int(user_id, "user_id", minimum=-1)
-        if max_frames_per_file is not None:
-            self.max_frames_per_file = check_nonneg_int(max_frames_per_file, "max_frames_per_file")
-        if connection_address is not None:
-            self.connection_address = check_connection_address(connection_address)
-        if compression is not None:
-            self.compression = check_compression(compression)
-        if layout is not None:
-            if not str(layout).strip():
-                raise ClientError("layout must name a built-in layout (tomcat, nxtomo) or a file")
-            self.layout = str(layout)
+        given = {
+            "output_file": output_file, "dataset_name": dataset_name, "n_frames": n_frames,
+            "user_id": user_id, "max_frames_per_file": max_frames_per_file,
+            "connection_address": connection_address, "compression": compression,
+            "layout": layout,
+        }  # fmt: skip
+        checked = {name: self._checked(name, value) for name, value in given.items()
+                   if value is not None}  # fmt: skip
+        for name, value in checked.items():  # all or nothing: a bad value changes none
+            setattr(self, name, value)
         self.status = "configured" if self.validate_configuration() else "unconfigured"
         if verbose:
             print(json.dumps(self.get_configuration(), indent=2))
@@ -189,13 +183,13 @@ class PcoWriter:
         return True
 
     def _check_configuration(self) -> None:
-        check_output_file(self.output_file)
-        check_dataset_name(self.dataset_name)
-        check_nonneg_int(self.n_frames, "n_frames")
-        check_nonneg_int(self.user_id, "user_id", minimum=-1)
-        check_nonneg_int(self.max_frames_per_file, "max_frames_per_file")
-        check_connection_address(self.connection_address)
-        check_compression(self.compression)
+        for name in _SETTINGS:
+            self._checked(name, getattr(self, name))
+
+    @staticmethod
+    def _checked(name: str, value: Any) -> Any:
+        """A setting checked by the start request's own field type (the server's rule)."""
+        return check_output_file(value) if name == "output_file" else check_setting(name, value)
 
     def get_configuration(self, verbose: bool = False) -> dict[str, str]:
         """The start request, every value a string, as pco_rclient sends it."""

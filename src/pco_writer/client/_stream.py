@@ -22,6 +22,7 @@ def flush_stream(address: str, quiet_ms: int, max_duration: float) -> int:
     n, deadline = 0, time.monotonic() + max_duration
     with zmq.Context() as ctx, ctx.socket(zmq.PULL) as sock:
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.IPV6, 1)  # the address rule takes tcp://[::1]:PORT: so must we
         sock.connect(address)
         while time.monotonic() < deadline and sock.poll(max(quiet_ms, 1)):
             sock.recv_multipart(copy=False)

@@ -1,16 +1,16 @@
 """Finding the writers a previous control server started, after a restart (Linux ``/proc``).
 
 A writer runs in its own session, so it outlives a control server that crashed or was
-restarted. Its command line says everything the server knew about it (camera address,
-output, REST port) and where it reports (``--control-url .../writers/<port>``). A new server
-on the same URL adopts each such writer: it reports its status, refuses a second writer for
+restarted. Its command line holds its settings, whole, as the server handed them over
+(``--settings JSON``), its REST port, and where it reports (``--control-url
+.../writers/<port>``); it is read back with the writer's own parser. A new server on the same
+URL adopts each such writer: it reports its status and settings, refuses a second writer for
 its camera, can stop and kill it, and receives its end report. See
-docs/decisions/0032-control-server-restart.md.
+docs/decisions/0032-control-server-restart.md and 0050-one-acquisition-settings-model.md.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import threading
@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pco_writer.control._request import StartRequest
 from pco_writer.control._run import WriterRun
+from pco_writer.errors import ConfigError
+from pco_writer.settings import AcquisitionSettings
 from pco_writer.statistics import iso_now
+from pco_writer.writer_command import parse_write_command
 
 __all__ = ["AdoptedRun", "FoundWriter", "find_writers"]
 
@@ -38,8 +40,7 @@ class FoundWriter:
 
     pid: int
     port: int
-    request: StartRequest
-    output: Path
+    settings: AcquisitionSettings
     cmdline: bytes
 
 
@@ -63,31 +64,16 @@ def _writer_of(pid: int, prefix: str) -> FoundWriter | None:
     argv = [a.decode(errors="replace") for a in cmdline.split(b"\0") if a]
     if "pco_writer.cli" not in argv or "write" not in argv or _is_zombie(pid):
         return None
-    args = _parse_write(argv[argv.index("write") + 1 :])
-    if args is None or not str(args.control_url).startswith(prefix) or not args.rest_port:
+    if not any(arg.startswith(prefix) for arg in argv):  # another server's writer, or none's
         return None
     try:
-        request = StartRequest(
-            connection_address=args.connect, output_file=args.output, n_frames=args.n_frames,
-            dataset_name=args.dataset_name, max_frames_per_file=args.max_frames_per_file,
-            user_id=args.user_id, writer_rest_port=args.rest_port,
-        )  # fmt: skip
-    except ValueError:
+        command = parse_write_command(argv[argv.index("write") + 1 :])
+    except ConfigError as exc:
+        log.warning("writer pid=%d: cannot read its command line back (%s); not adopted", pid, exc)
         return None
-    return FoundWriter(pid, args.rest_port, request, Path(args.output), cmdline)
-
-
-def _parse_write(argv: list[str]) -> argparse.Namespace | None:
-    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
-    for flag in ("--connect", "--output", "--dataset-name", "--control-url"):
-        parser.add_argument(flag, default="")
-    for flag in ("--n-frames", "--max-frames-per-file", "--user-id", "--rest-port"):
-        parser.add_argument(flag, type=int, default=0)
-    try:
-        args, _ = parser.parse_known_args(argv)
-    except (argparse.ArgumentError, SystemExit):
+    if not command.control_url.startswith(prefix) or not command.rest_port:
         return None
-    return args
+    return FoundWriter(pid, command.rest_port, command.settings, cmdline)
 
 
 def _is_zombie(pid: int) -> bool:
@@ -101,18 +87,18 @@ def _is_zombie(pid: int) -> bool:
 class AdoptedRun(WriterRun):
     """A writer started by an earlier control server: watched through ``/proc``, not a pipe.
 
-    Its exit code and printed statistics are out of reach; its ``/finished`` report is not.
+    Its exit code and exit record are out of reach; its ``/finished`` report is not.
     """
 
     def __init__(self, found: FoundWriter) -> None:  # noqa: D107 - no spawn, unlike the base
         self.port = found.port
-        self.request = found.request
-        self.output = found.output
+        self.settings = found.settings
         self.started_at = iso_now()
         self.started_monotonic = time.monotonic()
         self.statistics: dict[str, Any] | None = None
         self.error: dict[str, Any] | None = None
         self.exit_code: int | None = None
+        self.exit_record = None
         self.ready = True
         self.tail: deque[str] = deque(maxlen=1)
         self._exited = threading.Event()

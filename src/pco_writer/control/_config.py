@@ -9,11 +9,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pco_writer.errors import ConfigError
+from pco_writer.errors import ConfigError, describe_validation
+from pco_writer.settings import CameraAddress, Port
 
 __all__ = ["CameraConfig", "ServerConfig", "load_config"]
-
-_TCP = r"^tcp://[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$"
 
 
 class CameraConfig(BaseModel):
@@ -23,11 +22,11 @@ class CameraConfig(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
     """A short name, e.g. ``pco1``."""
-    connection_address: str = Field(pattern=_TCP)
+    connection_address: CameraAddress
     """Where the camera binds PUSH, e.g. ``tcp://10.10.1.26:8080``."""
-    control_port: int = Field(ge=1, le=65535)
+    control_port: Port
     """The control server answers this camera's client on this port (pco_rclient: 9901)."""
-    writer_port: int = Field(ge=1, le=65535)
+    writer_port: Port
     """The REST port of this camera's writer process (pco_rclient: 9555)."""
     data_root: Path
     """Output files must lie below this directory."""
@@ -69,10 +68,4 @@ def load_config(path: Path) -> ServerConfig:
     try:
         return ServerConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {_describe(exc)}") from None
-
-
-def _describe(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'file'}: {err['msg']}" for err in exc.errors()
-    )
+        raise ConfigError(f"{path}: {describe_validation(exc)}") from None

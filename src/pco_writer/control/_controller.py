@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
 from pco_writer.api._serving import bind_socket
 from pco_writer.auth import TOKEN_ENV, TOKEN_HEADER
@@ -28,8 +29,10 @@ from pco_writer.control._request import (
     resolve_layout,
     resolve_output,
 )
-from pco_writer.control._run import EXIT_USAGE, WriterRun, writer_command
-from pco_writer.errors import ConfigError, StateError
+from pco_writer.control._run import WriterRun
+from pco_writer.errors import ConfigError, StateError, describe_validation
+from pco_writer.settings import AcquisitionSettings
+from pco_writer.writer_command import WriteCommand, write_command
 
 __all__ = ["Controller", "WriterStartError"]
 
@@ -99,17 +102,30 @@ class Controller:
         request = parse_start_request(body)
         self._check_user(request)
         port, data_root = self._placement(request, camera)
-        output = resolve_output(request.output_file, data_root)
-        request = request.model_copy(update={"layout": resolve_layout(request.layout, data_root)})
-        run = self._spawn(request, output, port, data_root)
+        run = self._spawn(self._settings(request, data_root), port)
         self._await_ready(run)
         return {
             "success": True,
             "status": self._writer_status(run),
             "pid": run.pid,
             "writer_api_address": self._writer_url(port),
-            "output_file": str(output),
+            "output_file": str(run.output),
         }
+
+    @staticmethod
+    def _settings(request: StartRequest, data_root: Path) -> AcquisitionSettings:
+        """The writer's settings: the request's, with output and layout resolved on this host."""
+        output = resolve_output(
+            request.output_file, data_root, request.n_frames, request.max_frames_per_file
+        )
+        try:
+            return request.to_settings(
+                output=str(output),
+                layout=resolve_layout(request.layout, data_root),
+                data_root=str(data_root.expanduser().resolve()),
+            )
+        except ValidationError as exc:  # a resolved path longer than a template may be
+            raise ConfigError(f"bad start request: {describe_validation(exc)}") from None
 
     def _placement(self, request: StartRequest, camera: CameraConfig | None) -> tuple[int, Path]:
         if camera is None:
@@ -128,24 +144,22 @@ class Controller:
             )
         return camera.writer_port, camera.data_root
 
-    def _spawn(self, request: StartRequest, output: Path, port: int, data_root: Path) -> WriterRun:
-        camera = camera_endpoints(request.connection_address)
+    def _spawn(self, settings: AcquisitionSettings, port: int) -> WriterRun:
+        camera = camera_endpoints(settings.connect)
         self._let_finished_runs_exit(camera, port)
         with self._lock:
             for run in self._runs.values():
                 if run.alive and (run.port == port or self._same_camera(run, camera)):
                     raise StateError(
-                        f"cannot start: a writer for {run.request.connection_address} is still "
+                        f"cannot start: a writer for {run.settings.connect} is still "
                         f"running (pid {run.pid}, port {run.port}); stop or kill it first"
                     )
             self._check_port_free(port)
-            argv = writer_command(
-                self.python, request, output, port, self.writer_host,
-                f"{self.control_url}/writers/{port}", data_root,
-            )  # fmt: skip
-            run = WriterRun(
-                port, request, output, argv, self._child_env(), self._child_user(request)
+            command = WriteCommand(
+                settings, port, self.writer_host, f"{self.control_url}/writers/{port}"
             )
+            argv = write_command(self.python, command)
+            run = WriterRun(port, settings, argv, self._child_env(), self._child_user(settings))
             self._runs[port] = run
             return run
 
@@ -168,8 +182,8 @@ class Controller:
                 "root; run it as root or turn allow_user_switch off"
             )
 
-    def _child_user(self, request: StartRequest) -> int | None:
-        uid = request.user_id
+    def _child_user(self, settings: AcquisitionSettings) -> int | None:
+        uid = settings.user_id
         if uid < 0 or uid == os.geteuid():
             return None
         if not self.allow_user_switch:
@@ -198,7 +212,7 @@ class Controller:
     @staticmethod
     def _same_camera(run: WriterRun, camera: frozenset[str]) -> bool:
         """Compared by endpoint: tcp://localhost:P and tcp://127.0.0.1:P are one camera."""
-        return same_camera(camera_endpoints(run.request.connection_address), camera)
+        return same_camera(camera_endpoints(run.settings.connect), camera)
 
     def _check_port_free(self, port: int) -> None:
         try:
@@ -222,7 +236,7 @@ class Controller:
             run.record_error(f"the writer did not answer within {self.start_timeout:g} s")
         message = run.error["error"] if run.error else f"the writer exited (code {run.exit_code})"
         log.error("writer on port %d failed to start: %s", run.port, message)
-        if run.exit_code == EXIT_USAGE:
+        if run.refused:  # a bad setting or a taken dataset: the writer's own words
             raise WriterStartError(message)
         raise WriterStartError(f"the writer failed to start: {message}")
 
@@ -283,11 +297,12 @@ class Controller:
                 "pid": run.pid,
                 "alive": run.alive,
                 "exit_code": run.exit_code,
-                "connection_address": run.request.connection_address,
+                "connection_address": run.settings.connect,
                 "output_file": str(run.output),
-                "dataset_name": run.request.dataset_name,
+                "dataset_name": run.settings.dataset_name,
                 "started_at": run.started_at,
                 "writer_api_address": self._writer_url(run.port),
+                "settings": run.settings.model_dump(),
             }
             for run in sorted(self._runs.values(), key=lambda r: r.port)
         ]

@@ -1,72 +1,22 @@
-"""A start request as pco_rclient sends it (every value a string), checked before any spawn."""
+"""A start request as pco_rclient sends it, checked against the server's host before any spawn.
+
+The request's shape and values are :class:`~pco_writer.settings.StartRequest`'s; here are the
+checks that need the server's file system: the output and layout below the data root.
+"""
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
-from pco_writer.api._errors import describe_validation
-from pco_writer.errors import ConfigError
-from pco_writer.names import Compression, validate_dataset_name
+from pco_writer.errors import ConfigError, describe_validation
+from pco_writer.names import check_output_template, file_number_regex, with_file_number
+from pco_writer.settings import StartRequest
 
 __all__ = ["StartRequest", "parse_start_request", "resolve_layout", "resolve_output"]
-
-_TCP = r"^tcp://[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$"
-INT64_MAX = 2**63 - 1  # the writer keeps counts and ids in int64: beyond, it dies mid-run
-_PRINTF = re.compile(r"%%|%(0?\d+)?d")  # what the writer fills in a template: %% and %03d
-
-
-class StartRequest(BaseModel):
-    """The settings of one acquisition, from ``POST /start_pco_writer``.
-
-    Extra keys that pco_rclient sends (``rest_api_port``, ``n_modules``,
-    ``statistics_monitor_address``...) are accepted and ignored.
-    """
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    connection_address: str = Field(pattern=_TCP)
-    """Where the camera binds PUSH."""
-    output_file: str = Field(min_length=1, max_length=4096)
-    """The output path (a printf template with roll-over); relative paths are below the root."""
-    n_frames: int = Field(ge=0, le=INT64_MAX)
-    """Frames to write; 0 means until stopped."""
-    dataset_name: str = Field(min_length=1, max_length=128)
-    """data, data_white, data_black..."""
-    max_frames_per_file: int = Field(default=0, ge=0, le=INT64_MAX)
-    """Frames per file before rolling over; 0 for one file."""
-    user_id: int = Field(default=-1, ge=-1, le=INT64_MAX)
-    """Recorded in the statistics; the writer never switches users on a request."""
-    writer_rest_port: int | None = Field(default=None, ge=1, le=65535)
-    """The writer's REST port (pco_rclient 0.4)."""
-    rest_api_port: int | None = Field(default=None, ge=1, le=65535)
-    """Older clients name the writer's REST port so."""
-    compression: Compression = "none"
-    """Chunk compression: none, bitshuffle-lz4 or blosc-lz4 (pco_rclient never sends it)."""
-    layout: str = Field(default="tomcat", min_length=1, max_length=4096)
-    """A built-in layout (tomcat, nxtomo) or a layout file below the data root."""
-
-    @field_validator("connection_address")
-    @classmethod
-    def _camera_port(cls, value: str) -> str:
-        port = int(value.rsplit(":", 1)[1])
-        if not 1 <= port <= 65535:
-            raise ValueError(f"port {port} is not in 1-65535; send the camera's tcp://HOST:PORT")
-        return value
-
-    @field_validator("dataset_name")
-    @classmethod
-    def _dataset_name(cls, value: str) -> str:
-        return validate_dataset_name(value)
-
-    @property
-    def writer_port(self) -> int | None:
-        """The writer's REST port, whichever key carried it."""
-        return self.writer_rest_port or self.rest_api_port
 
 
 def parse_start_request(body: dict[str, Any]) -> StartRequest:
@@ -81,25 +31,20 @@ def parse_start_request(body: dict[str, Any]) -> StartRequest:
         raise ConfigError(f"bad start request: {describe_validation(exc)}") from None
 
 
-def resolve_output(output_file: str, data_root: Path) -> Path:
-    """The output path made absolute, with symlinks and ``..`` resolved, checked below the root.
-
-    A file-number placeholder (``%03d``) may only be in the file name, so that every file of a
-    roll-over lands in the folder that was checked.
+def resolve_output(
+    output_file: str, data_root: Path, n_frames: int = 0, max_frames_per_file: int = 0
+) -> Path:
+    """The output template the writer gets: made absolute, with symlinks and ``..`` resolved,
+    checked below the root, and with the file number added by the one rule
+    (:func:`~pco_writer.names.with_file_number`).
 
     Raises:
         ConfigError: the path is outside the data root, or its directory does not exist.
     """
-    if "\0" in output_file:
-        raise ConfigError(f"output_file {output_file!r} contains a NUL character; remove it")
-    if "%" in os.path.dirname(output_file):
-        raise ConfigError(
-            f"output_file {output_file!r} has a '%' in its folder; a file-number placeholder "
-            "belongs in the file name (e.g. /data/scan_%03d.h5)"
-        )
+    template = with_file_number(check_output_template(output_file), n_frames, max_frames_per_file)
     root = data_root.expanduser().resolve()
     try:
-        path = Path(os.path.expanduser(output_file))
+        path = Path(os.path.expanduser(template))
         resolved = (root / path).resolve() if not path.is_absolute() else path.resolve()
         parent_is_dir = resolved.parent.is_dir()
     except (OSError, RuntimeError) as exc:  # a name too long, a symlink loop
@@ -124,7 +69,7 @@ def _check_numbered_files(output_file: str, resolved: Path, root: Path) -> None:
     ``scan_002.h5``... (or ``a%b.h5`` for ``a%%b.h5``), any of which can be a symlink that
     someone placed there to have frames appended to a file outside the data root.
     """
-    pattern = _names_of(resolved.name)
+    pattern = file_number_regex(resolved.name)
     try:
         with os.scandir(resolved.parent) as listing:
             entries = [e for e in listing if pattern.fullmatch(e.name)]
@@ -141,24 +86,6 @@ def _check_numbered_files(output_file: str, resolved: Path, root: Path) -> None:
                 f"leads to '{target}', outside the data root '{root}'; remove it or choose "
                 "another output_file"
             )
-
-
-def _names_of(name: str) -> re.Pattern[str]:
-    """The file names a template can produce, including the ``_%03d`` the writer may add."""
-    templates = [name]
-    if all(m.group() == "%%" for m in _PRINTF.finditer(name)):  # no file-number placeholder
-        stem, ext = os.path.splitext(name)
-        templates.append(stem + "_%03d" + (ext or ".h5"))
-    return re.compile("|".join(_name_regex(t) for t in templates))
-
-
-def _name_regex(template: str) -> str:
-    """``scan_%03d.h5`` -> ``scan_ *\\d+\\.h5``: printf's output for any file number."""
-    parts, end = [], 0
-    for m in _PRINTF.finditer(template):
-        parts += [re.escape(template[end : m.start()]), "%" if m.group() == "%%" else " *\\d+"]
-        end = m.end()
-    return "".join([*parts, re.escape(template[end:])])
 
 
 def resolve_layout(layout: str, data_root: Path) -> str:

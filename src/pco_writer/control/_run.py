@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import subprocess
@@ -12,56 +11,27 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from pco_writer.control._request import StartRequest
+from pco_writer.exit_record import REFUSED, ExitRecord, read_exit_record
+from pco_writer.settings import AcquisitionSettings
 from pco_writer.statistics import iso_now
 
-__all__ = ["WriterRun", "writer_command"]
+__all__ = ["WriterRun"]
 
 log = logging.getLogger(__name__)
 
 _TAIL_LINES = 40
-EXIT_USAGE = 2  # the writer's exit code for a bad setting (nothing written)
-
-
-def writer_command(
-    python: str,
-    request: StartRequest,
-    output: Path,
-    port: int,
-    host: str,
-    control_url: str,
-    data_root: Path | None = None,
-) -> list[str]:
-    """The ``pco-writer write`` command line of one acquisition."""
-    root = ["--data-root", str(data_root.expanduser().resolve())] if data_root else []
-    return [
-        python, "-m", "pco_writer.cli", "write",
-        "--connect", request.connection_address,
-        "--output", str(output),
-        "--n-frames", str(request.n_frames),
-        "--dataset-name", request.dataset_name,
-        "--max-frames-per-file", str(request.max_frames_per_file),
-        "--user-id", str(request.user_id),
-        "--compression", request.compression,
-        "--layout", request.layout,
-        "--rest-host", host,
-        "--rest-port", str(port),
-        "--control-url", control_url,
-        *root,
-    ]  # fmt: skip
 
 
 class WriterRun:
     """A writer process for one acquisition, and its outcome.
 
     Two daemon threads watch the child: one forwards its log lines (keeping the last ones),
-    the other reaps it and reads the statistics it prints on exit, in case its report to
-    ``/finished`` never arrived.
+    the other reaps it and reads the exit record it prints (how it ended, with its
+    statistics, also when its report to ``/finished`` never arrived).
 
     Args:
         port: the writer's REST port, which names the run (``/status/<port>``).
-        request: the validated request.
-        output: the resolved output path.
+        settings: the settings the writer runs with.
         argv: the command to run.
         env: the child's environment (None: the server's).
         user: run the child as this uid (with its primary group); None: as the server.
@@ -70,20 +40,19 @@ class WriterRun:
     def __init__(
         self,
         port: int,
-        request: StartRequest,
-        output: Path,
+        settings: AcquisitionSettings,
         argv: list[str],
         env: dict[str, str] | None = None,
         user: int | None = None,
     ) -> None:
         self.port = port
-        self.request = request
-        self.output = output
+        self.settings = settings
         self.started_at = iso_now()
         self.started_monotonic = time.monotonic()
         self.statistics: dict[str, Any] | None = None
         self.error: dict[str, Any] | None = None
         self.exit_code: int | None = None
+        self.exit_record: ExitRecord | None = None
         self.ready = False
         self.tail: deque[str] = deque(maxlen=_TAIL_LINES)
         self._exited = threading.Event()
@@ -101,7 +70,17 @@ class WriterRun:
         self._pump = threading.Thread(target=self._read_log, name=f"writer-{port}-log", daemon=True)
         self._pump.start()
         threading.Thread(target=self._reap, name=f"writer-{port}-reap", daemon=True).start()
-        log.info("started writer pid=%d port=%d output=%s", self.pid, port, output)
+        log.info("started writer pid=%d port=%d output=%s", self.pid, port, self.output)
+
+    @property
+    def output(self) -> Path:
+        """The output template the writer writes to."""
+        return Path(self.settings.output)
+
+    @property
+    def refused(self) -> bool:
+        """True when the writer refused to start (its exit record says so)."""
+        return self.exit_record is not None and self.exit_record.end_reason == REFUSED
 
     @property
     def pid(self) -> int:
@@ -162,16 +141,20 @@ class WriterRun:
         if not self._pump.is_alive():  # a grandchild may hold the pipe; then leave it open
             assert self.process.stderr is not None
             self.process.stderr.close()
+        record = read_exit_record(printed)
         with self._lock:
-            self.exit_code = code
-            if self.statistics is None:
-                self.statistics = _parse_statistics(printed)
+            self.exit_code, self.exit_record = code, record
+            if self.statistics is None and record is not None and record.statistics is not None:
+                self.statistics = dict(record.statistics)
+            if record is not None and record.status == "error" and self.error is None:
+                self._set_error(record.error or record.end_reason)
             if code != 0 and self.error is None:
                 self._set_error(self._failure_message(code))
         log.info("writer pid=%d port=%d exited with code %d", self.pid, self.port, code)
         self._exited.set()
 
     def _failure_message(self, code: int) -> str:
+        """Why a writer failed that left no exit record: a signal, else its last log lines."""
         if code < 0:
             return (
                 f"the writer (pid {self.pid}) was killed by signal {_signal_name(-code)} "
@@ -210,15 +193,3 @@ def _strip_log_prefix(line: str) -> str:
             line = rest if sep and " " not in name else line
             break
     return line.removeprefix("cannot start the acquisition: ")
-
-
-def _parse_statistics(printed: str) -> dict[str, Any] | None:
-    """The statistics JSON the writer prints on exit, if it printed one."""
-    start = printed.find("{")
-    if start < 0:
-        return None
-    try:
-        value = json.loads(printed[start:])
-    except json.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None

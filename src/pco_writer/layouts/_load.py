@@ -16,7 +16,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from pco_writer.errors import ConfigError, LayoutError
+from pco_writer.errors import ConfigError, LayoutError, describe_error
 from pco_writer.layouts._model import (
     Dataset,
     Group,
@@ -170,7 +170,7 @@ def _describe(err: Any, model: type[BaseModel], path: str) -> str:
     if kind == "model_type":
         example = "{value: 0} or {parameter: name}"
         return f"{where}: {key}: expected a mapping such as {example} (got {got!r})"
-    return f"{where}: {key + ': ' if key else ''}{err['msg']} (got {got!r})"
+    return f"{where}: {describe_error({**err, 'loc': loc})}"
 
 
 def _check_layout(layout: Layout, errors: list[str]) -> None:

@@ -29,9 +29,9 @@ from pco_writer.h5._layout_file import H5Layout
 from pco_writer.layouts import ParameterSet, load_layout
 from pco_writer.receiver import Receiver, ReceiverSettings
 from pco_writer.sequence import FrameSequence
+from pco_writer.settings import AcquisitionSettings
 from pco_writer.statistics import AcquisitionStats
 from pco_writer.writer._compressing import CompressingSource, compressor_for, default_workers
-from pco_writer.writer._config import WriterConfig
 
 __all__ = ["Writer", "WriterStatus"]
 
@@ -59,48 +59,48 @@ class Writer:
     """Receives one acquisition and writes it to HDF5.
 
     Args:
-        config: what to receive and where to write it.
+        settings: what to receive and where to write it.
         on_done: called on the writer thread once the file is closed (status final).
     """
 
     def __init__(
-        self, config: WriterConfig, on_done: Callable[[Writer], None] | None = None
+        self, settings: AcquisitionSettings, on_done: Callable[[Writer], None] | None = None
     ) -> None:
-        self.config = config
+        self.settings = settings
         self.error = ""
         self._status = WriterStatus.CREATED
-        self.layout = load_layout(config.layout)
+        self.layout = load_layout(settings.layout)
         self.parameter_set = ParameterSet(self.layout.parameters)
         self.missing_parameters: list[str] = []
         self._give_up_waiting = threading.Event()
         self._killed = threading.Event()
         self._done = threading.Event()
         self._done_callbacks: list[Callable[[Writer], None]] = [on_done] if on_done else []
-        self.sequence = FrameSequence(config.n_frames, config.max_frame_gap)
-        self.buffer = FrameBuffer(config.buffer_bytes)
+        self.sequence = FrameSequence(settings.n_frames, settings.max_frame_gap)
+        self.buffer = FrameBuffer(settings.buffer_bytes)
         self._compression_dropped = 0  # frames the compression pool held when it was shut down
         self._failed_dropped = 0  # frames of a batch whose writing failed, not in any file
         self._dropped_lock = threading.Lock()
         self.files = OutputFiles.from_output(
-            config.output, config.n_frames, config.max_frames_per_file
+            settings.output, settings.n_frames, settings.max_frames_per_file
         )
         self.stats = AcquisitionStats(
-            n_frames=config.n_frames,
-            dataset_name=config.dataset_name,
+            n_frames=settings.n_frames,
+            dataset_name=settings.dataset_name,
             output_file=str(self.files.path(1)),
-            user_id=config.user_id,
+            user_id=settings.user_id,
         )
         self.sink = H5Sink(
-            self.files, config.dataset_name, self.sequence,
-            layout=H5Layout(self.layout, self.parameter_set, config.compression),
-            flush_interval=config.flush_interval,
-            data_root=Path(config.data_root) if config.data_root else None,
+            self.files, settings.dataset_name, self.sequence,
+            layout=H5Layout(self.layout, self.parameter_set, settings.compression),
+            flush_interval=settings.flush_interval,
+            data_root=Path(settings.data_root) if settings.data_root else None,
         )  # fmt: skip
-        self.source = self._frame_source(config)
-        settings = ReceiverSettings(
-            config.connect, idle_timeout=config.idle_timeout, compression=config.compression
+        self.source = self._frame_source(settings)
+        receiving = ReceiverSettings(
+            settings.connect, idle_timeout=settings.idle_timeout, compression=settings.compression
         )
-        self.receiver = Receiver(settings, self.buffer, self.sequence, self.stats)
+        self.receiver = Receiver(receiving, self.buffer, self.sequence, self.stats)
         self._thread = threading.Thread(target=self._run, name="h5-writer")
 
     @property
@@ -128,8 +128,8 @@ class Writer:
         self._thread.start()
         log.info(
             "receiving from %s into %s (%s), n_frames=%d",
-            self.config.connect, self.files.template, self.config.dataset_name,
-            self.config.n_frames,
+            self.settings.connect, self.files.template, self.settings.dataset_name,
+            self.settings.n_frames,
         )  # fmt: skip
 
     def stop(self) -> None:
@@ -206,12 +206,12 @@ class Writer:
             self._fail(f"unexpected {type(exc).__name__}: {exc}")
         self._finish()
 
-    def _frame_source(self, config: WriterConfig) -> FrameBuffer | CompressingSource:
+    def _frame_source(self, settings: AcquisitionSettings) -> FrameBuffer | CompressingSource:
         """The buffer itself, or with compression a pool of threads that compresses from it."""
-        codec = get_codec(config.compression)
+        codec = get_codec(settings.compression)
         if codec is None:
             return self.buffer
-        workers = config.compression_threads or default_workers()
+        workers = settings.compression_threads or default_workers()
         return CompressingSource(self.buffer, compressor_for(codec), workers)
 
     def _write_loop(self) -> None:
@@ -316,5 +316,5 @@ class Writer:
             return "killed"
         cause = self.receiver.end_cause
         if cause == "idle_timeout":
-            return f"stopped: no frame for {self.config.idle_timeout:g} s (idle timeout)"
+            return f"stopped: no frame for {self.settings.idle_timeout:g} s (idle timeout)"
         return "completed" if cause == "completed" else "stopped"

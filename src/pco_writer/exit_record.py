@@ -1,0 +1,76 @@
+"""The writer's exit record: how a ``pco-writer write`` process ended, machine-readable.
+
+The writer prints one record as the last thing on its standard output, whatever the end: a
+refused start (exit code 2), a finished run (0) or a failed one (1). The control server reads
+it from the pipe, so a changed log format cannot hide an error; the log text is a last resort
+for a writer that died without a record (a signal). See
+docs/decisions/0052-writer-exit-record.md.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+__all__ = ["REFUSED", "ExitRecord", "read_exit_record"]
+
+REFUSED = "refused"
+"""The ``end_reason`` of a start that the writer refused: nothing was received or written."""
+
+
+class ExitRecord(BaseModel):
+    """How one writer process ended."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    status: Literal["finished", "error"]
+    """finished (also after a stop or a kill) or error."""
+    end_reason: str
+    """completed, stopped, killed, an idle timeout, ``error: ...``, or ``refused`` at start."""
+    error: str = ""
+    """What went wrong, for an error; empty otherwise."""
+    statistics: dict[str, Any] | None = None
+    """The last-run statistics (as ``GET /statistics``); None when the start was refused."""
+
+    @classmethod
+    def refused(cls, error: str) -> ExitRecord:
+        """The record of a start that the writer refused (a bad setting, a taken dataset...)."""
+        return cls(status="error", end_reason=REFUSED, error=error)
+
+    @classmethod
+    def of_run(cls, statistics: dict[str, Any]) -> ExitRecord:
+        """The record of a run that started, from its final statistics."""
+        error = str(statistics.get("error") or "")
+        return cls(
+            status="error" if error else "finished",
+            end_reason=str(statistics.get("end_reason") or ""),
+            error=error,
+            statistics=statistics,
+        )
+
+
+def read_exit_record(output: str) -> ExitRecord | None:
+    """The last exit record in a writer's standard output; None when it printed none.
+
+    A record is a JSON object that starts a line; anything else on the output is skipped.
+    """
+    decoder = json.JSONDecoder()
+    found = None
+    for start in _line_starts(output):
+        try:
+            value, _ = decoder.raw_decode(output, start)
+            found = ExitRecord.model_validate(value)
+        except (ValueError, ValidationError):  # JSONDecodeError is a ValueError
+            continue
+    return found
+
+
+def _line_starts(text: str) -> list[int]:
+    starts = [0] if text.startswith("{") else []
+    index = text.find("\n{")
+    while index >= 0:
+        starts.append(index + 1)
+        index = text.find("\n{", index + 1)
+    return starts
