@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import hdf5plugin  # noqa: F401 - registers the filters that read compressed chunks
 import httpx
 import pytest
 import zmq
@@ -257,18 +258,23 @@ def test_the_idle_timeout_finishes_an_acquisition_whose_camera_stopped(tmp_path:
 # --- the control server restarted while a writer runs ----------------------------------------
 
 
-def test_a_restarted_control_server_adopts_the_running_writer(tmp_path: Path) -> None:
+def test_a_restarted_control_server_adopts_the_running_writer_with_all_its_settings(
+    tmp_path: Path,
+) -> None:
     port, writer_port = free_port(), free_port()
     pid = 0
+    unusual = {"n_frames": "0", "layout": "nxtomo", "compression": "bitshuffle-lz4",
+               "max_frames_per_file": "100000", "user_id": "503", "dataset_name": "data_white",
+               "output_file": "scan.nxs"}  # fmt: skip
     try:
         with camera(fps=200) as cam:
             with (
                 server_process(tmp_path, port, tmp_path / "server.log") as old,
                 httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as http,
             ):
-                body = rclient_body(cam.address, writer_port, n_frames="0")
-                assert post_raw(http, body)["success"]
-                pid = http.get("/writers").json()["writers"][0]["pid"]
+                assert post_raw(http, rclient_body(cam.address, writer_port, **unusual))["success"]
+                (run,) = http.get("/writers").json()["writers"]
+                pid = run["pid"]
                 old.kill()  # the server dies; its writer, in its own session, goes on
                 old.wait(5.0)
             n_before = writer_stats(writer_port)["n_received_frames"]
@@ -276,9 +282,10 @@ def test_a_restarted_control_server_adopts_the_running_writer(tmp_path: Path) ->
                 ControlServer("127.0.0.1", port, data_root=tmp_path) as new,
                 httpx.Client(base_url=new.url, timeout=5) as http,
             ):
+                (adopted,) = http.get("/writers").json()["writers"]
                 assert finished(http, writer_port)["status"] in ("receiving", "writing")
                 second = post_raw(http, rclient_body(cam.address, free_port(), n_frames="5",
-                                                     dataset_name="data_white"))  # fmt: skip
+                                                     dataset_name="data_dark"))  # fmt: skip
                 assert second["success"] is False and "still running" in second["error"]
                 wait_for(lambda: writer_stats(writer_port)["n_received_frames"] > n_before + 20)
                 assert http.get(f"/stop/{writer_port}").json()["success"]
@@ -286,9 +293,17 @@ def test_a_restarted_control_server_adopts_the_running_writer(tmp_path: Path) ->
     finally:
         if pid:
             kill_if_alive(pid)
+    assert adopted["settings"] == run["settings"]  # not one field lost in the restart
+    assert run["settings"] == {**run["settings"], "layout": "nxtomo", "n_frames": 0,
+                               "compression": "bitshuffle-lz4", "max_frames_per_file": 100000,
+                               "user_id": 503, "dataset_name": "data_white",
+                               "data_root": str(tmp_path.resolve()),
+                               "output": str(tmp_path.resolve() / "scan_%03d.nxs")}  # fmt: skip
     assert stats["n_written_frames"] == stats["n_received_frames"] > n_before
-    with h5py.File(tmp_path / "scan.h5", "r") as f:
-        check_frames(f["exchange/data"], stats["n_written_frames"])
+    with h5py.File(tmp_path / "scan_001.nxs", "r") as f:  # until stopped: numbered
+        data = f["entry/instrument/detector/data"]
+        assert data.id.get_create_plist().get_filter(0)[0] == 32008  # bitshuffle-lz4
+        check_frames(data, stats["n_written_frames"])
 
 
 # --- bad clients while the writer ingests ------------------------------------------------------
