@@ -120,7 +120,7 @@ def test_a_taken_dataset_name_raises_with_the_server_reason_and_error_reports_it
 def test_start_without_a_valid_configuration_says_what_to_fix(server: ControlServer) -> None:
     with PcoWriter(flask_api_address=server.url) as pco:
         assert pco.get_status() == "unconfigured"
-        with pytest.raises(ClientError, match="output_file .* configure"):
+        with pytest.raises(ClientError, match="output_file: .* configure"):
             pco.start()
 
 

@@ -132,7 +132,7 @@ def test_sigterm_to_the_demo_stops_its_control_server_and_writer(tmp_path: Path)
             "--workdir", str(tmp_path)]  # fmt: skip
     demo = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        writer = f"--output {tmp_path}".replace(" ", "\0")  # the writer, once it is spawned
+        writer = f'"output":"{tmp_path}'  # the writer's --settings, once it is spawned
         wait_for(lambda: _processes_mentioning(writer), 60, "the demo's writer")
         demo.send_signal(signal.SIGTERM)
         code = demo.wait(timeout=40)

@@ -13,6 +13,7 @@ import httpx
 from _control_helpers import camera, free_port, wait_for
 
 from pco_writer.control import ControlServer, ServerConfig
+from pco_writer.writer_command import parse_write_command
 
 LAST_RUN_KEYS = {
     "first_frame_id", "n_frames", "n_lost_frames", "n_written_frames", "duration_sec",
@@ -229,4 +230,5 @@ def test_the_writer_is_told_the_data_root_so_that_it_checks_each_file_it_opens(
             argv = Path(f"/proc/{answer['pid']}/cmdline").read_bytes().split(b"\0")
         finally:
             assert http.get(f"/kill/{port}", timeout=20).json()["status"] == "killed"
-    assert argv[argv.index(b"--data-root") + 1] == str(tmp_path.resolve()).encode()
+    settings = parse_write_command([a.decode() for a in argv[argv.index(b"write") + 1 :]]).settings
+    assert settings.data_root == str(tmp_path.resolve())

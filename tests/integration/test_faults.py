@@ -158,7 +158,7 @@ def test_a_full_disk_with_small_frames_leaves_a_readable_file_with_its_end_reaso
                 proc.kill()
                 proc.wait(5)
     assert proc.returncode == 1, err
-    stats = json.loads(out)
+    stats = json.loads(out)["statistics"]  # the exit record
     assert "disk full" in stats["end_reason"] and stats["n_written_frames"] > 1000, stats
     with h5py.File(output, "r") as f:  # opens as it is: the close had room
         assert f["exchange/data"].shape[0] == stats["n_written_frames"]

@@ -340,7 +340,7 @@ def test_sigterm_ends_n_frames_0_cleanly_with_exit_0(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
-    stats = json.loads(out)
+    stats = json.loads(out)["statistics"]  # the exit record
     assert (stats["n_written_frames"], stats["end_reason"]) == (20, "stopped")
     with h5py.File(output, "r") as f:
         assert f["exchange/data"].shape == (20, *SHAPE)
