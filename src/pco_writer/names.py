@@ -1,8 +1,9 @@
 """Rules for user-given names that every layer shares; pure, importable without h5py.
 
-Each rule is here once and the client, the control server and the writer call it: the
-dataset name, the compression names, the output template and its file-number placeholder,
-and the ``scheme://HOST:PORT`` addresses. See docs/decisions/0051-one-owner-per-naming-rule.md.
+Each rule is here once and the client, the control server and the writer call it (mostly
+through the field types of ``pco_writer.settings``): the dataset name, the compression
+names, the output template and its file-number placeholder, and ``scheme://HOST:PORT``
+addresses. See docs/decisions/0051-one-owner-per-naming-rule.md.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from typing import Literal
+from typing import Literal, get_args
 
 from pco_writer.errors import ConfigError
 
@@ -23,13 +24,12 @@ __all__ = [
     "file_number_regex",
     "has_file_number",
     "needs_file_number",
-    "validate_compression",
     "validate_dataset_name",
     "with_file_number",
 ]
 
 Compression = Literal["none", "bitshuffle-lz4", "blosc-lz4"]
-COMPRESSIONS: tuple[str, ...] = ("none", "bitshuffle-lz4", "blosc-lz4")
+COMPRESSIONS: tuple[str, ...] = get_args(Compression)
 
 _DATASET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 # What the writer fills in an output template: %% (a literal '%') and the file number, printf's
@@ -50,19 +50,6 @@ def validate_dataset_name(name: str) -> str:
         raise ConfigError(
             f"dataset name {name!r} is not valid; use 1-128 letters, digits, '_', '-' or '.', "
             "starting with a letter, digit or '_' (e.g. data, data_white, data_black)"
-        )
-    return name
-
-
-def validate_compression(name: str) -> str:
-    """Check a ``--compression`` value.
-
-    Raises:
-        ConfigError: naming the bad value and the ones there are.
-    """
-    if name not in COMPRESSIONS:
-        raise ConfigError(
-            f"compression {name!r} is not known; choose one of {', '.join(COMPRESSIONS)}"
         )
     return name
 

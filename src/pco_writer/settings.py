@@ -79,9 +79,7 @@ def parse_size(value: Any) -> Any:
 
 CameraAddress = Annotated[str, AfterValidator(check_address)]
 """Where the camera binds PUSH: ``tcp://HOST:PORT`` (host name, IPv4 or ``[IPv6]``)."""
-OutputTemplate = Annotated[
-    str, Field(max_length=4096), AfterValidator(check_output_template)
-]
+OutputTemplate = Annotated[str, Field(max_length=4096), AfterValidator(check_output_template)]
 """An output path, a printf template (``scan_%03d.h5``) when the run rolls over."""
 DatasetName = Annotated[str, AfterValidator(validate_dataset_name)]
 """One HDF5 name component: data, data_white, data_black..."""

@@ -16,9 +16,9 @@ import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from pco_writer.errors import ConfigError, describe_validation
@@ -26,6 +26,7 @@ from pco_writer.settings import AcquisitionSettings
 
 __all__ = [
     "WriteCommand",
+    "add_settings_flags",
     "add_write_arguments",
     "flag_of",
     "parse_write_command",
@@ -33,6 +34,7 @@ __all__ = [
     "write_command",
 ]
 
+M = TypeVar("M", bound=BaseModel)
 _SCALARS = {int: "N", float: "NUMBER", str: "TEXT"}
 
 
@@ -48,14 +50,18 @@ def add_write_arguments(parser: argparse.ArgumentParser) -> None:
         help="every setting at once, as a JSON object or a JSON file; the flags below override "
         "its values (the control server hands its writers their settings so)",
     )  # fmt: skip
-    group = parser.add_argument_group("acquisition settings")
-    fields = AcquisitionSettings.model_fields
-    for name in sorted(fields, key=lambda n: not fields[n].is_required()):  # required first
-        _add_flag(group, name, fields[name])
+    add_settings_flags(parser.add_argument_group("acquisition settings"), AcquisitionSettings)
     service = parser.add_argument_group("services of the writer process")
     service.add_argument("--rest-port", type=int, default=0, help="serve the writer REST API here")
     service.add_argument("--rest-host", default="127.0.0.1", help="address of the writer REST API")
     service.add_argument("--control-url", default="", help="control server to report the end to")
+
+
+def add_settings_flags(group: Any, model: type[BaseModel]) -> None:
+    """One flag per field of ``model``, required fields first (``None`` when not given)."""
+    fields = model.model_fields
+    for name in sorted(fields, key=lambda n: not fields[n].is_required()):
+        _add_flag(group, name, fields[name])
 
 
 def _add_flag(group: Any, name: str, field: FieldInfo) -> None:
@@ -101,19 +107,22 @@ def _json_value(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"not JSON: {exc}") from None
 
 
-def settings_from_args(args: argparse.Namespace) -> AcquisitionSettings:
+def settings_from_args(
+    args: argparse.Namespace,
+    model: type[M] = AcquisitionSettings,  # type: ignore[assignment]
+) -> M:
     """The settings of a parsed command line: ``--settings``, overridden by the flags given.
 
     Raises:
         ConfigError: a value is wrong (named by its flag), or ``--settings`` cannot be read.
     """
-    values = _settings_text(args.settings) if args.settings else {}
-    for name in AcquisitionSettings.model_fields:
+    values = _settings_text(args.settings) if getattr(args, "settings", None) else {}
+    for name in model.model_fields:
         given = getattr(args, name, None)
         if given is not None:
             values[name] = given
     try:
-        return AcquisitionSettings.model_validate(values)
+        return model.model_validate(values)
     except ValidationError as exc:
         raise ConfigError(describe_validation(exc, flag_of)) from None
 

@@ -282,7 +282,10 @@ def test_the_client_asks_the_control_server_for_a_compressed_acquisition(tmp_pat
             assert "compression" not in pco.get_configuration()  # as pco_rclient sends it
             pco.configure(compression="bitshuffle-lz4")
             assert pco.get_configuration()["compression"] == "bitshuffle-lz4"
-            with pytest.raises(ClientError, match="compression: Input should be 'none', 'bitshuffle-lz4' or 'blosc-lz4' .got 'gzip'."):
+            with pytest.raises(
+                ClientError,
+                match="compression: Input should be 'none', 'bitshuffle-lz4' or 'blosc-lz4'",
+            ):
                 pco.configure(compression="gzip")
             pco.start()
             stats = pco.wait(timeout=30, progress=False)

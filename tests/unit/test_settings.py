@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from pco_writer.cli import build_parser
 from pco_writer.errors import ConfigError
 from pco_writer.settings import AcquisitionSettings, RequestSettings, StartRequest
 from pco_writer.writer_command import (
     WriteCommand,
+    add_settings_flags,
     add_write_arguments,
     flag_of,
     parse_write_command,
@@ -139,3 +140,28 @@ def test_the_settings_are_frozen_and_closed() -> None:
         settings.n_frames = 5  # type: ignore[misc]
     with pytest.raises(ValidationError, match="colour"):
         AcquisitionSettings(connect="tcp://h:1", output="x.h5", colour="red")  # type: ignore[call-arg]
+
+
+class LaterSettings(AcquisitionSettings):
+    """Fields of the kinds that later settings bring (swmr, n_writers, parameters)."""
+
+    swmr: bool = False
+    """Open the files for readers that follow the run (HDF5 SWMR)."""
+    n_writers: int = Field(default=1, ge=1, le=64)
+    """Writer processes of one acquisition."""
+    parameters: dict[str, float | str] = {}
+    """Layout parameter values given with the start."""
+
+
+def test_a_new_field_needs_no_second_edit_for_its_flag() -> None:
+    parser = argparse.ArgumentParser()
+    add_settings_flags(parser, LaterSettings)
+    assert "--swmr, --no-swmr" in parser.format_help()
+    base = ["--connect", "tcp://h:1", "--output", "x.h5"]
+    args = parser.parse_args([*base, "--no-swmr", "--n-writers", "4",
+                              "--parameters", '{"energy": 21.5}'])  # fmt: skip
+    later = settings_from_args(args, LaterSettings)
+    assert (later.swmr, later.n_writers, later.parameters) == (False, 4, {"energy": 21.5})
+    assert settings_from_args(parser.parse_args([*base, "--swmr"]), LaterSettings).swmr is True
+    with pytest.raises(ConfigError, match="--n-writers: Input should be less than or equal to 64"):
+        settings_from_args(parser.parse_args([*base, "--n-writers", "65"]), LaterSettings)
