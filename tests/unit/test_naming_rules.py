@@ -15,8 +15,9 @@ import pytest
 from pydantic import ValidationError
 
 from pco_writer.client import ClientError, PcoWriter
-from pco_writer.control import Controller, parse_start_request
+from pco_writer.control import parse_start_request
 from pco_writer.control._config import CameraConfig
+from pco_writer.control._request import writer_settings
 from pco_writer.errors import ConfigError
 from pco_writer.h5 import OutputFiles
 from pco_writer.settings import AcquisitionSettings
@@ -56,7 +57,7 @@ def test_the_file_number_is_added_by_one_rule_everywhere(
     request = parse_start_request(
         request_body(output_file=output, n_frames=n_frames, max_frames_per_file=max_frames_per_file)
     )
-    by_server = Path(Controller._settings(request, tmp_path).output).name
+    by_server = Path(writer_settings(request, tmp_path).output).name
     by_writer = Path(OutputFiles.from_output(output, n_frames, max_frames_per_file).template).name
     assert (by_client, by_server, by_writer) == (expected, expected, expected)
 

@@ -16,21 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import ValidationError
 
 from pco_writer.api._serving import bind_socket
 from pco_writer.auth import TOKEN_ENV, TOKEN_HEADER
 from pco_writer.control._address import camera_endpoints, same_camera
 from pco_writer.control._config import CameraConfig
 from pco_writer.control._logs import LogBuffer, Uptime
-from pco_writer.control._request import (
-    StartRequest,
-    parse_start_request,
-    resolve_layout,
-    resolve_output,
-)
+from pco_writer.control._request import StartRequest, parse_start_request, writer_settings
 from pco_writer.control._run import WriterRun
-from pco_writer.errors import ConfigError, StateError, describe_validation
+from pco_writer.errors import ConfigError, StateError
 from pco_writer.settings import AcquisitionSettings
 from pco_writer.writer_command import WriteCommand, write_command
 
@@ -102,7 +96,7 @@ class Controller:
         request = parse_start_request(body)
         self._check_user(request)
         port, data_root = self._placement(request, camera)
-        run = self._spawn(self._settings(request, data_root), port)
+        run = self._spawn(writer_settings(request, data_root), port)
         self._await_ready(run)
         return {
             "success": True,
@@ -111,21 +105,6 @@ class Controller:
             "writer_api_address": self._writer_url(port),
             "output_file": str(run.output),
         }
-
-    @staticmethod
-    def _settings(request: StartRequest, data_root: Path) -> AcquisitionSettings:
-        """The writer's settings: the request's, with output and layout resolved on this host."""
-        output = resolve_output(
-            request.output_file, data_root, request.n_frames, request.max_frames_per_file
-        )
-        try:
-            return request.to_settings(
-                output=str(output),
-                layout=resolve_layout(request.layout, data_root),
-                data_root=str(data_root.expanduser().resolve()),
-            )
-        except ValidationError as exc:  # a resolved path longer than a template may be
-            raise ConfigError(f"bad start request: {describe_validation(exc)}") from None
 
     def _placement(self, request: StartRequest, camera: CameraConfig | None) -> tuple[int, Path]:
         if camera is None:

@@ -14,9 +14,15 @@ from pydantic import ValidationError
 
 from pco_writer.errors import ConfigError, describe_validation
 from pco_writer.names import check_output_template, file_number_regex, with_file_number
-from pco_writer.settings import StartRequest
+from pco_writer.settings import AcquisitionSettings, StartRequest
 
-__all__ = ["StartRequest", "parse_start_request", "resolve_layout", "resolve_output"]
+__all__ = [
+    "StartRequest",
+    "parse_start_request",
+    "resolve_layout",
+    "resolve_output",
+    "writer_settings",
+]
 
 
 def parse_start_request(body: dict[str, Any]) -> StartRequest:
@@ -28,6 +34,27 @@ def parse_start_request(body: dict[str, Any]) -> StartRequest:
     try:
         return StartRequest.model_validate(body)
     except ValidationError as exc:
+        raise ConfigError(f"bad start request: {describe_validation(exc)}") from None
+
+
+def writer_settings(request: StartRequest, data_root: Path) -> AcquisitionSettings:
+    """The settings a writer gets for a request: the request's own, with the output and the
+    layout resolved on this host and the data root that every output file must stay below.
+
+    Raises:
+        ConfigError: the output or the layout cannot be used (see :func:`resolve_output`,
+            :func:`resolve_layout`).
+    """
+    output = resolve_output(
+        request.output_file, data_root, request.n_frames, request.max_frames_per_file
+    )
+    try:
+        return request.to_settings(
+            output=str(output),
+            layout=resolve_layout(request.layout, data_root),
+            data_root=str(data_root.expanduser().resolve()),
+        )
+    except ValidationError as exc:  # a resolved path can be longer than the template was
         raise ConfigError(f"bad start request: {describe_validation(exc)}") from None
 
 
