@@ -91,6 +91,8 @@ def _add_simulate(commands: Any) -> None:
 
 
 def _run_write(args: argparse.Namespace) -> int:
+    signals = _Signals()  # first: a SIGTERM while the process starts ends it cleanly too
+    log.info("starting: %s -> %s", args.connect, args.output)
     from pydantic import ValidationError
 
     from pco_writer._malloc import tune_for_streaming
@@ -102,12 +104,15 @@ def _run_write(args: argparse.Namespace) -> int:
     try:
         token = token_from_env()  # from the control server, in the environment: not shown by ps
         config = WriterConfig(**_write_settings(args))
-        writer = Writer(config)
+        writer = Writer(config)  # allocates the buffer: about 0.5 s per GiB
+        if signals.count:
+            log.warning("stopped by a signal before the acquisition started; nothing written")
+            return EXIT_OK
         writer.start()
     except (ValidationError, PcoWriterError, ValueError) as exc:
         log.error("cannot start the acquisition: %s", exc)
         return EXIT_USAGE
-    _on_signals(lambda: writer.stop(), lambda: writer.kill())
+    signals.attach(writer.stop, writer.kill)
     try:
         serve = _start_services(args, writer, token)
     except OSError as exc:  # e.g. the REST port is taken: nobody could control this writer
@@ -159,7 +164,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
     sim = CameraSimulator(
         args.bind, tuple(args.shape), args.dtype, args.fps, args.frames, args.start_frame
     )
-    _on_signals(sim.stop, sim.stop)
+    _Signals().attach(sim.stop, sim.stop)
     log.info("camera bound at %s", sim.bind())
     n = sim.run()
     sim.close()
@@ -167,16 +172,31 @@ def _run_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _on_signals(first: Callable[[], None], again: Callable[[], None]) -> None:
-    """SIGTERM/SIGINT: a graceful stop; a second one: stop now."""
-    calls = [first, again]
+class _Signals:
+    """SIGTERM/SIGINT: a graceful stop; a second one: stop now.
 
-    def handle(signum: int, _frame: FrameType | None) -> None:
-        log.warning("signal %d: %s", signum, "stopping" if len(calls) == 2 else "killing")
-        (calls.pop(0) if len(calls) > 1 else calls[0])()
+    Installed before anything slow happens, so that a signal that comes while the process
+    starts (before there is anything to stop) is remembered instead of killing it silently.
+    """
 
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
+    def __init__(self) -> None:
+        self.count = 0
+        self._calls: list[Callable[[], None]] = []
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def attach(self, first: Callable[[], None], again: Callable[[], None]) -> None:
+        """From now on, signals call ``first``, then ``again``; also for those already come."""
+        self._calls = [first, again]
+        for call in self._calls[: self.count]:
+            call()
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.count += 1
+        what = "stopping" if self.count == 1 else "killing"
+        log.warning("signal %d: %s", signum, what if self._calls else "not started yet")
+        if self._calls:
+            self._calls[min(self.count, 2) - 1]()
 
 
 def _size(text: str) -> int:

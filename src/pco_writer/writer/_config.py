@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pco_writer.codecs import Compression
+from pco_writer.ledger import DEFAULT_MAX_FRAME_GAP
 from pco_writer.names import validate_dataset_name
-from pco_writer.sequence import DEFAULT_MAX_FRAME_GAP
 
 __all__ = ["WriterConfig", "DEFAULT_BUFFER_BYTES"]
 
