@@ -39,9 +39,7 @@ from pco_writer.buffer import FrameBuffer
 from pco_writer.h5._writeback import WriteBehind
 from pco_writer.names import COMPRESSIONS
 from pco_writer.receiver import Receiver, ReceiverSettings
-from pco_writer.sequence import FrameSequence
 from pco_writer.settings import AcquisitionSettings
-from pco_writer.statistics import AcquisitionStats
 from pco_writer.writer import Writer
 
 GB = 1e9
@@ -138,7 +136,7 @@ def _run_writer(args: argparse.Namespace, frames: int, path: Path) -> dict[str, 
     finally:
         sender.wait(30)
     stats = writer.statistics()
-    elapsed = t_end - writer.stats._t_first
+    elapsed = t_end - writer.receiver.stats.t_first
     written = stats["n_written_frames"]
     frame_bytes = int(np.prod(args.shape)) * np.dtype(args.dtype).itemsize
     return {
@@ -157,21 +155,21 @@ def _bare_pipeline(args: argparse.Namespace, frames: int, path: Path) -> float:
     is the receive path sharing the cores with the sender and the disk writes.
     """
     sender, address = _start_sender(args, frames)
-    sequence, stats = FrameSequence(frames), AcquisitionStats(n_frames=frames)
     buffer = FrameBuffer(args.buffer_bytes)
-    receiver = Receiver(ReceiverSettings(address), buffer, sequence, stats)
+    receiver = Receiver(ReceiverSettings(address), buffer)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     behind = WriteBehind(fd)
     try:
         receiver.start()
-        written, t0 = 0, 0.0
-        while not buffer.drained:
+        written, n, t0 = 0, 0, 0.0
+        while n < frames and not buffer.drained:
             batch = buffer.get_batch(64, 0.2, 0.005)
             for f in batch:
                 t0 = t0 or time.monotonic()
-                os.pwrite(fd, f.data[: f.nbytes], f.index * f.nbytes)
+                os.pwrite(fd, f.data[: f.nbytes], written)
                 written += f.nbytes
                 behind.advance()
+            n += len(batch)
             buffer.release(batch)
         os.fsync(fd)
         elapsed = time.monotonic() - t0

@@ -7,7 +7,8 @@ The memory is allocated and mapped once, so it is bounded exactly and never faul
 while frames arrive (see docs/decisions/0003-ring-buffer.md for what was measured).
 
 When the ring is full, ``reserve`` waits: the receiver stops reading and ZeroMQ and TCP push
-back on the camera. Nothing is dropped here except by an explicit ``clear`` (a kill).
+back on the camera. Nothing is ever dropped here: every committed frame is taken by the
+writer thread, which writes it or records in the frame ledger why not (a kill, say).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ class ReceivedFrame:
     """One validated frame on its way to the file.
 
     Attributes:
-        index: position in the acquisition: frame id minus the first frame id.
+        index: position in the acquisition (frame id minus the first frame id); -1 until the
+            frame ledger places it.
         header: the parsed Array-1.0 header.
         data: the payload bytes (a memoryview into the ring, or any buffer in tests).
         nbytes: the payload's size.
@@ -65,7 +67,6 @@ class BufferStats:
     peak_bytes: int = 0
     n_full_waits: int = 0
     full_wait_seconds: float = 0.0
-    n_dropped: int = 0
 
 
 class FrameBuffer:
@@ -88,7 +89,6 @@ class FrameBuffer:
         self._items: deque[ReceivedFrame] = deque()
         self._cond = threading.Condition()
         self._closed = False
-        self._cleared = False
         # Who is waiting: a notify costs a system call, and at 10k frames/s mostly nobody is.
         self._producer_waits = False
         self._consumer_waits = False
@@ -160,14 +160,10 @@ class FrameBuffer:
     def commit(self, frame: ReceivedFrame) -> None:
         """Hand a received frame (whose payload is in its reserved slot) to the consumer.
 
-        After :meth:`clear` (a kill while the payload was arriving) the frame is dropped and
-        counted as such, like the frames the kill found.
+        Also after :meth:`close` (a payload that was arriving when the run was stopped): the
+        consumer takes every frame, so none is lost without a record.
         """
         with self._cond:
-            if self._cleared:
-                self.stats.used_bytes -= frame.span
-                self.stats.n_dropped += 1
-                return
             self._items.append(frame)
             self._queued_bytes += frame.nbytes
             if self._consumer_waits and self._enough(self._wanted):
@@ -216,22 +212,6 @@ class FrameBuffer:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-
-    def clear(self) -> int:
-        """Drop every frame not yet taken (a kill) and close; later commits are dropped too.
-
-        Returns:
-            How many frames were dropped now (``stats.n_dropped`` counts the later ones too).
-        """
-        with self._cond:
-            n = len(self._items)
-            self.stats.used_bytes -= sum(f.span for f in self._items)
-            self._items.clear()
-            self._queued_bytes = 0
-            self.stats.n_dropped += n
-            self._closed = self._cleared = True
-            self._cond.notify_all()
-            return n
 
     def _room(self, nbytes: int) -> tuple[int, int] | None:
         """Where a payload can go now (contiguous) and the ring bytes it takes up, if it fits."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -76,11 +77,13 @@ def _add_simulate(commands: Any) -> None:
 
 def _run_write(args: argparse.Namespace) -> int:
     """The writer process: whatever the end, its last output is one exit record."""
+    signals = _Signals()  # first: a SIGTERM while the process starts ends it cleanly too
+    log.info("starting the writer (pid %d)", os.getpid())
     from pco_writer.exit_record import ExitRecord
 
     shutdown: Callable[[], None] | None = None
     try:
-        code, record, shutdown = _write(args)
+        code, record, shutdown = _write(args, signals)
     except Exception as exc:  # noqa: BLE001 - even a bug must end with a record
         log.exception("the writer failed")
         error = f"unexpected {type(exc).__name__}: {exc}"
@@ -95,24 +98,29 @@ def _run_write(args: argparse.Namespace) -> int:
     return code
 
 
-def _write(args: argparse.Namespace) -> tuple[int, Any, Callable[[], None] | None]:
+def _write(
+    args: argparse.Namespace, signals: _Signals
+) -> tuple[int, Any, Callable[[], None] | None]:
     """Run one acquisition: the exit code, the exit record and the services' shutdown."""
     from pco_writer._malloc import tune_for_streaming
     from pco_writer.auth import token_from_env
     from pco_writer.errors import PcoWriterError
-    from pco_writer.exit_record import ExitRecord
+    from pco_writer.exit_record import STOPPED_AT_START, ExitRecord
     from pco_writer.writer import Writer
     from pco_writer.writer_command import settings_from_args
 
     tune_for_streaming()  # before libzmq's threads allocate anything
     try:
         token = token_from_env()  # from the control server, in the environment: not shown by ps
-        writer = Writer(settings_from_args(args))
+        writer = Writer(settings_from_args(args))  # allocates the buffer: ~0.5 s per GiB
+        if signals.count:
+            log.warning("stopped by a signal before the acquisition started; nothing written")
+            return EXIT_OK, ExitRecord(status="finished", end_reason=STOPPED_AT_START), None
         writer.start()
     except (PcoWriterError, ValueError) as exc:
         log.error("cannot start the acquisition: %s", exc)
         return EXIT_USAGE, ExitRecord.refused(str(exc)), None
-    _on_signals(lambda: writer.stop(), lambda: writer.kill())
+    signals.attach(writer.stop, writer.kill)
     try:
         serve = _start_services(args, writer, token)
     except OSError as exc:  # e.g. the REST port is taken: nobody could control this writer
@@ -151,7 +159,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
     sim = CameraSimulator(
         args.bind, tuple(args.shape), args.dtype, args.fps, args.frames, args.start_frame
     )
-    _on_signals(sim.stop, sim.stop)
+    _Signals().attach(sim.stop, sim.stop)
     log.info("camera bound at %s", sim.bind())
     n = sim.run()
     sim.close()
@@ -159,16 +167,31 @@ def _run_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _on_signals(first: Callable[[], None], again: Callable[[], None]) -> None:
-    """SIGTERM/SIGINT: a graceful stop; a second one: stop now."""
-    calls = [first, again]
+class _Signals:
+    """SIGTERM/SIGINT: a graceful stop; a second one: stop now.
 
-    def handle(signum: int, _frame: FrameType | None) -> None:
-        log.warning("signal %d: %s", signum, "stopping" if len(calls) == 2 else "killing")
-        (calls.pop(0) if len(calls) > 1 else calls[0])()
+    Installed before anything slow happens, so that a signal that comes while the process
+    starts (before there is anything to stop) is remembered instead of killing it silently.
+    """
 
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
+    def __init__(self) -> None:
+        self.count = 0
+        self._calls: list[Callable[[], None]] = []
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    def attach(self, first: Callable[[], None], again: Callable[[], None]) -> None:
+        """From now on, signals call ``first``, then ``again``; also for those already come."""
+        self._calls = [first, again]
+        for call in self._calls[: self.count]:
+            call()
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.count += 1
+        what = "stopping" if self.count == 1 else "killing"
+        log.warning("signal %d: %s", signum, what if self._calls else "not started yet")
+        if self._calls:
+            self._calls[min(self.count, 2) - 1]()
 
 
 def _setup_logging(verbose: bool) -> None:

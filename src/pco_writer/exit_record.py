@@ -14,10 +14,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-__all__ = ["REFUSED", "ExitRecord", "read_exit_record"]
+__all__ = ["REFUSED", "STOPPED_AT_START", "ExitRecord", "read_exit_record"]
 
 REFUSED = "refused"
 """The ``end_reason`` of a start that the writer refused: nothing was received or written."""
+STOPPED_AT_START = "stopped: by a signal before the acquisition started"
+"""The ``end_reason`` of a writer stopped while it started: nothing was received or written."""
 
 
 class ExitRecord(BaseModel):

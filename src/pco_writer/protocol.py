@@ -32,6 +32,7 @@ _ITEMSIZE = {name: np.dtype(name).itemsize for name in DTYPE_NAMES}
 _BYTE_ORDER: dict[str, Literal["<", ">"]] = {"little": "<", "big": ">"}
 # Encodings whose payload is the plain array: checked against prod(shape) x itemsize.
 RAW_ENCODINGS = frozenset({"", "raw", "none"})
+MAX_FRAME_ID = 2**63 - 1  # ids are stored as int64/uint64 and added to: larger ones are garbage
 _KNOWN_KEYS = frozenset(
     {"frame", "shape", "type", "endianness", "endianess", "htype", "source", "tag", "encoding"}
 )
@@ -109,8 +110,9 @@ def parse_header(raw: bytes | bytearray | memoryview | str) -> FrameHeader:
     )
 
 
-# The frame id of a header, where it is a plain JSON integer (no sign, no leading zero).
-_FRAME_ID = re.compile(rb'"frame"\s*:\s*(0|[1-9][0-9]{0,18})(?=\s*[,}])')
+# The frame id of a header, where it is a plain JSON integer (no sign, no leading zero) of at
+# most 18 digits (always below MAX_FRAME_ID); longer ones take the full parse, which checks.
+_FRAME_ID = re.compile(rb'"frame"\s*:\s*(0|[1-9][0-9]{0,17})(?=\s*[,}])')
 
 
 class HeaderParser:
@@ -152,8 +154,10 @@ def check_payload(header: FrameHeader, nbytes: int) -> None:
 
 def _frame_id(obj: dict[str, Any]) -> int:
     value = obj.get("frame")
-    if type(value) is not int or value < 0:
-        raise ProtocolError("frame", f"header field 'frame' must be an integer >= 0, got {value!r}")
+    if type(value) is not int or not 0 <= value <= MAX_FRAME_ID:
+        raise ProtocolError(
+            "frame", f"header field 'frame' must be an integer from 0 to 2**63 - 1, got {value!r}"
+        )
     return value
 
 

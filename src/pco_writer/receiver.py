@@ -1,8 +1,11 @@
 """The ZeroMQ receiver thread: PULL Array-1.0 messages, validate, hand them to the buffer.
 
 The JSON header is parsed first; its shape and type say how much room the payload needs, and
-the payload is received straight into that room of the ring buffer (``recv_into``). A bad
-message is logged, counted by reason and skipped; it never stops the receiver. When the
+the payload is received straight into that room of the ring buffer (``recv_into``). A message
+that is not a valid Array-1.0 message (parts, header, payload size) is logged, counted by
+reason and skipped; it never stops the receiver, and its frame id means nothing. Whether a
+valid frame belongs to the acquisition (its id, its shape) is the frame ledger's to decide,
+on the writer thread (:mod:`pco_writer.ledger`). When the
 buffer is full the receiver simply stops reading, so ZeroMQ and TCP slow the camera down
 instead of anything being dropped.
 """
@@ -21,8 +24,7 @@ from pco_writer.buffer import FrameBuffer, ReceivedFrame, Slot
 from pco_writer.codecs import check_chunk, check_encoding, payload_room
 from pco_writer.errors import ProtocolError
 from pco_writer.protocol import FrameHeader, HeaderParser, check_payload
-from pco_writer.sequence import FrameSequence
-from pco_writer.statistics import AcquisitionStats
+from pco_writer.statistics import StreamCounts
 
 __all__ = ["Receiver", "ReceiverSettings"]
 
@@ -56,8 +58,7 @@ class Receiver:
 
     settings: ReceiverSettings
     buffer: FrameBuffer
-    sequence: FrameSequence
-    stats: AcquisitionStats
+    stats: StreamCounts = field(default_factory=StreamCounts)
     stop_event: threading.Event = field(default_factory=threading.Event)
     end_cause: str = ""
     error: str = ""
@@ -119,31 +120,29 @@ class Receiver:
             last_message = time.monotonic()
             if not self._receive_frame(sock, header_part):
                 return "stopped"
-            if self.sequence.complete:
-                return "completed"
         return "stopped"
 
     def _receive_frame(self, sock: zmq.Socket[Any], header_part: bytes) -> bool:
         """Receive the rest of one message into the buffer. False when told to stop."""
         try:
-            header, index = self._header(sock, header_part)
+            header = self._header(sock, header_part)
             slot = self._reserve(header)
             if slot is None:
                 _drain(sock)
                 return False
-            self._fill(sock, header, index, slot)
+            self._fill(sock, header, slot)
         except ProtocolError as exc:
             _drain(sock)
             self._reject(exc)
         return True
 
-    def _header(self, sock: zmq.Socket[Any], header_part: bytes) -> tuple[FrameHeader, int]:
+    def _header(self, sock: zmq.Socket[Any], header_part: bytes) -> FrameHeader:
         if not sock.getsockopt(zmq.RCVMORE):
             raise ProtocolError("parts", "message has 1 part; Array-1.0 has 2 (header, data)")
         header = self._parser.parse(header_part)
         if header.encoding:
             check_encoding(header, self.settings.compression)
-        return header, self.sequence.check(header)
+        return header
 
     def _reserve(self, header: FrameHeader) -> Slot | None:
         room = payload_room(header) if header.encoding else header.nbytes
@@ -156,7 +155,7 @@ class Receiver:
             raise ProtocolError("frame_larger_than_buffer", str(exc)) from None
         return None
 
-    def _fill(self, sock: zmq.Socket[Any], header: FrameHeader, index: int, slot: Slot) -> None:
+    def _fill(self, sock: zmq.Socket[Any], header: FrameHeader, slot: Slot) -> None:
         """Receive the payload into its slot; commit it, or give the slot back."""
         try:
             nbytes = sock.recv_into(slot.view)
@@ -169,16 +168,18 @@ class Receiver:
         except ProtocolError:
             self.buffer.cancel(slot)
             raise
-        self.sequence.record(header, index)
-        self.stats.count_received(self.sequence.first_frame_id)
-        self.stats.n_lost_frames = self.sequence.n_lost
-        self.buffer.commit(ReceivedFrame(index, header, slot.view, nbytes, slot.span))
+        self.stats.count_received()
+        self.buffer.commit(ReceivedFrame(-1, header, slot.view, nbytes, slot.span))
 
     def _reject(self, exc: ProtocolError) -> None:
-        self.stats.count_invalid(exc.reason)
-        n = self.stats.invalid_by_reason[exc.reason]
-        if n <= _LOG_EVERY_REASON or n % 1000 == 0:
+        n = self.stats.count_invalid(exc.reason)
+        if should_log(n):
             log.warning("rejected message (%s, %d so far): %s", exc.reason, n, exc)
+
+
+def should_log(n: int) -> bool:
+    """Log the first rejections of a kind, then every 1000th: a flood must not fill the log."""
+    return n <= _LOG_EVERY_REASON or n % 1000 == 0
 
 
 def _drain(sock: zmq.Socket[Any]) -> None:

@@ -1,7 +1,12 @@
-"""Counters of one acquisition, updated by the data-plane threads and read by the control plane.
+"""The statistics of one acquisition, assembled from the facts each part owns.
 
-Each counter has a single writer thread (the receiver or the HDF5 writer), so plain integer
-updates under the GIL are enough; readers take a consistent-enough :meth:`snapshot`.
+- the receiver owns :class:`StreamCounts`: valid frames handed to the buffer, and messages
+  rejected at the door (not valid Array-1.0) by reason;
+- the frame ledger (:mod:`pco_writer.ledger`) owns what became of each frame;
+- the writer owns the :class:`Timeline`, its status and the files.
+
+:func:`statistics` reads them into the one dictionary the REST API, the control server and
+pco_rclient see. Nothing here is a second copy of a count.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["AcquisitionStats", "iso_now"]
+from pco_writer.ledger import LedgerSnapshot
+
+__all__ = ["StreamCounts", "Timeline", "iso_now", "statistics"]
 
 
 def iso_now() -> str:
@@ -21,95 +28,85 @@ def iso_now() -> str:
 
 
 @dataclass
-class AcquisitionStats:
-    """What happened in one acquisition, from its start.
+class StreamCounts:
+    """What the receiver saw. Written by the receiver thread only (plain ints under the GIL).
 
-    Rates are frames per second, averaged from the first received frame.
+    Attributes:
+        n_received: valid messages handed to the buffer.
+        invalid_by_reason: messages rejected at the door (not valid Array-1.0), by reason.
+        t_first: monotonic time of the first valid message, 0 before it.
     """
 
-    n_frames: int = 0
-    dataset_name: str = ""
-    output_file: str = ""
-    user_id: int = -1
-    n_received_frames: int = 0
-    n_written_frames: int = 0
-    n_invalid_frames: int = 0
+    n_received: int = 0
     invalid_by_reason: Counter[str] = field(default_factory=Counter)
-    n_lost_frames: int = 0
-    n_dropped_frames: int = 0
-    first_frame_id: int = -1
+    t_first: float = 0.0
+
+    def count_received(self) -> None:
+        """Count a valid frame handed to the buffer."""
+        if not self.n_received:
+            self.t_first = time.monotonic()
+        self.n_received += 1
+
+    def count_invalid(self, reason: str) -> int:
+        """Count a rejected message under its reason; returns that reason's count."""
+        self.invalid_by_reason[reason] += 1
+        return self.invalid_by_reason[reason]
+
+
+@dataclass
+class Timeline:
+    """When the acquisition started and ended (wall clock for people, monotonic for rates)."""
+
     start_time: str = field(default_factory=iso_now)
     end_time: str = ""
-    end_reason: str = ""
-    files: list[str] = field(default_factory=list)
-    _t_start: float = field(default_factory=time.monotonic, repr=False)
-    _t_first: float = field(default=0.0, repr=False)
-    _t_last_write: float = field(default=0.0, repr=False)
-    _t_end: float = field(default=0.0, repr=False)
+    t_start: float = field(default_factory=time.monotonic)
+    t_end: float = 0.0
 
-    def count_invalid(self, reason: str) -> None:
-        """Count a rejected message under its reason."""
-        self.n_invalid_frames += 1
-        self.invalid_by_reason[reason] += 1
-
-    def count_received(self, first_frame_id: int) -> None:
-        """Count a valid frame handed to the buffer."""
-        if self.n_received_frames == 0:
-            self._t_first = time.monotonic()
-            self.first_frame_id = first_frame_id
-        self.n_received_frames += 1
-
-    def count_written(self, n: int) -> None:
-        """Count frames whose chunks are in the file."""
-        self.n_written_frames += n
-        self._t_last_write = time.monotonic()
-
-    def finish(self, end_reason: str) -> None:
-        """Record the end of the acquisition."""
-        self.end_reason = end_reason
+    def finish(self) -> None:
+        """Record the end."""
         self.end_time = iso_now()
-        self._t_end = time.monotonic()
+        self.t_end = time.monotonic()
 
     @property
     def duration_sec(self) -> float:
         """Seconds from the start to the end (or to now, while running)."""
-        return (self._t_end or time.monotonic()) - self._t_start
+        return (self.t_end or time.monotonic()) - self.t_start
 
-    @property
-    def receiving_rate(self) -> float:
-        """Frames received per second since the first frame."""
-        return self._rate(self.n_received_frames)
-
-    @property
-    def writing_rate(self) -> float:
-        """Frames written per second since the first frame."""
-        return self._rate(self.n_written_frames)
-
-    def _rate(self, n: int) -> float:
-        if n == 0 or not self._t_first:
+    def rate(self, n: int, since: float) -> float:
+        """``n`` frames per second from the monotonic time ``since`` to the end (or now)."""
+        if n == 0 or not since:
             return 0.0
-        elapsed = (self._t_end or time.monotonic()) - self._t_first
+        elapsed = (self.t_end or time.monotonic()) - since
         return round(n / elapsed, 3) if elapsed > 0 else 0.0
 
-    def snapshot(self) -> dict[str, Any]:
-        """A JSON-ready copy of every counter (no value is ever None)."""
-        return {
-            "n_frames": self.n_frames,
-            "n_received_frames": self.n_received_frames,
-            "n_written_frames": self.n_written_frames,
-            "n_lost_frames": self.n_lost_frames,
-            "n_invalid_frames": self.n_invalid_frames,
-            "invalid_by_reason": dict(self.invalid_by_reason),
-            "n_dropped_frames": self.n_dropped_frames,
-            "first_frame_id": self.first_frame_id,
-            "start_time": self.start_time,
-            "end_time": self.end_time,
-            "duration_sec": round(self.duration_sec, 3),
-            "receiving_rate": self.receiving_rate,
-            "writing_rate": self.writing_rate,
-            "dataset_name": self.dataset_name,
-            "output_file": self.output_file,
-            "files": list(self.files),
-            "user_id": self.user_id,
-            "end_reason": self.end_reason,
-        }
+
+def statistics(
+    identity: dict[str, Any],
+    stream: StreamCounts,
+    ledger: LedgerSnapshot,
+    timeline: Timeline,
+) -> dict[str, Any]:
+    """The statistics of an acquisition as one JSON-ready dictionary (no value is None).
+
+    ``n_lost_frames`` counts every frame of the acquisition's range that is not in a file,
+    whatever the cause (``lost_by_reason`` splits it: never received, killed, ...), so it
+    equals the number of ids in ``missing_frame_ids``. ``invalid_by_reason`` counts messages
+    that are no frame of the acquisition: malformed ones and valid ones that do not belong.
+    """
+    invalid = stream.invalid_by_reason + Counter(ledger.rejected_by_reason)
+    return {
+        **identity,
+        "n_received_frames": stream.n_received,
+        "n_written_frames": ledger.n_written,
+        "n_lost_frames": ledger.n_lost,
+        "lost_by_reason": ledger.lost_by_reason,
+        "n_dropped_frames": ledger.n_dropped,
+        "n_invalid_frames": sum(invalid.values()),
+        "invalid_by_reason": dict(invalid),
+        "first_frame_id": ledger.first_frame_id,
+        "start_time": timeline.start_time,
+        "end_time": timeline.end_time,
+        "duration_sec": round(timeline.duration_sec, 3),
+        "receiving_rate": timeline.rate(stream.n_received, stream.t_first),
+        "writing_rate": timeline.rate(ledger.n_written, stream.t_first),
+    }

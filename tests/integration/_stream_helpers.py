@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +31,7 @@ def capture_or_skip() -> Path:
 def image(frame_id: int, shape: tuple[int, ...] = SHAPE) -> npt.NDArray[np.uint16]:
     """Pixels that differ for every frame id, so a misplaced frame is caught."""
     base = np.arange(int(np.prod(shape)), dtype=np.uint32).reshape(shape)
-    return ((base * 3 + frame_id * 7) % 65536).astype("<u2")
+    return ((base * 3 + (frame_id % 65536) * 7) % 65536).astype("<u2")
 
 
 def frame(frame_id: int, shape: tuple[int, ...] = SHAPE) -> list[bytes]:
@@ -85,3 +86,11 @@ def finish(writer: Writer, timeout: float = 10) -> dict[str, Any]:
     """Wait for the end of an acquisition and return its statistics."""
     assert writer.wait(timeout), f"the acquisition did not end within {timeout} s"
     return writer.statistics()
+
+
+def wait_until_written(writer: Writer, n: int, timeout: float = 20.0) -> None:
+    """Wait until the writer has ``n`` frames in its file."""
+    deadline = time.monotonic() + timeout
+    while writer.statistics()["n_written_frames"] < n:
+        assert time.monotonic() < deadline, f"{n} frames were not written within {timeout} s"
+        time.sleep(0.02)

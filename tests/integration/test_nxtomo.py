@@ -19,8 +19,8 @@ from pco_writer.buffer import ReceivedFrame
 from pco_writer.h5 import H5Sink, OutputFiles
 from pco_writer.h5._layout_file import H5Layout
 from pco_writer.layouts import ParameterSet, load_layout
+from pco_writer.ledger import FrameLedger
 from pco_writer.protocol import parse_header
-from pco_writer.sequence import FrameSequence
 
 NXDL = Path(__file__).parent.parent / "data" / "nxdl"
 SHAPE = (6, 8)
@@ -38,8 +38,8 @@ def acquire(
     layout = load_layout("nxtomo")
     parameters = ParameterSet(layout.parameters)
     parameters.set(params or {})
-    sequence = FrameSequence(n)
-    sink = H5Sink(OutputFiles(str(path)), dataset_name, sequence, flush_interval=0.0,
+    ledger = FrameLedger(n)
+    sink = H5Sink(OutputFiles(str(path)), dataset_name, ledger, flush_interval=0.0,
                   layout=H5Layout(layout, parameters))  # fmt: skip
     sink.check()
     frames = []
@@ -51,7 +51,9 @@ def acquire(
         parsed = parse_header(json.dumps(header))
         data = np.full(SHAPE, {"data_black": 10, "data_white": 1000}.get(dataset_name, 500) + i,
                        np.uint16).tobytes()  # fmt: skip
-        frames.append(ReceivedFrame(sequence.accept(parsed), parsed, data, len(data)))
+        frames.append(ReceivedFrame(-1, parsed, data, len(data)))
+    ledger.decide(frames)
+    ledger.place(frames)
     for start in range(0, n, 4):
         sink.write(frames[start : start + 4])
         sink.flush_if_due()

@@ -6,7 +6,7 @@ import json
 
 import h5py
 import numpy as np
-from _stream_helpers import SHAPE, camera, finish, frame, image, running_writer
+from _stream_helpers import SHAPE, camera, finish, frame, image, running_writer, wait_until_written
 
 from pco_writer.simulate import camera_header
 
@@ -52,6 +52,7 @@ def test_bad_messages_are_counted_by_reason_and_good_frames_stay_exact(tmp_path)
         running_writer(connect=cam.address, output=str(output), n_frames=3) as writer,
     ):
         cam.send(frame(FIRST))
+        wait_until_written(writer, 1)  # the start is decided (ADR 0041): these come after it
         for _, message in bad:
             cam.send(message)
         cam.send(frame(FIRST + 1))

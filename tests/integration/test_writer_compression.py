@@ -97,7 +97,7 @@ def test_frames_are_written_in_id_order_when_workers_finish_out_of_order(
             time.sleep(rng.choice([0.0, 0.001, 0.02]))
             out = encode(f)
             with lock:
-                finished.append(f.index)
+                finished.append(f.header.frame)
             return out
 
         return slow

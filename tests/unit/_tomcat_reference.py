@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from pco_writer.buffer import ReceivedFrame
 from pco_writer.errors import DatasetExistsError, OutputError
+from pco_writer.h5._file import FileEnd
 from pco_writer.h5._space import MetadataSize
 from pco_writer.protocol import FrameHeader
 
@@ -194,17 +195,19 @@ class TomcatFile:
         self._data.attrs["image_nr_high"] = self.first_index + self._data.shape[0]
         self._file.flush()
 
-    def close(self, end_reason: str, missing_frame_ids: npt.NDArray[np.uint64]) -> None:
+    def close(self, end: FileEnd) -> None:
         """Record how the acquisition ended for this file and close it."""
         if self._file is None:
             return
         try:
             self.flush()
             attrs = self._group.attrs
-            attrs["end_reason"] = end_reason
+            attrs["end_reason"] = end.end_reason
             attrs["n_frames_requested"] = np.int64(self.n_requested)
             attrs["n_frames_written"] = np.int64(self.n_written)
-            self._group.create_dataset("missing_frame_ids", data=missing_frame_ids)
+            attrs["n_frames_missing"] = np.int64(end.missing.count)
+            self._group.create_dataset("missing_frame_ids", data=end.missing.ids())
+            self._group.create_dataset("missing_frame_ranges", data=end.missing.ranges())
         finally:
             self._file.close()
             self._file = None
@@ -239,7 +242,9 @@ class TomcatLayout:
     def check(self, path: Path, dataset_name: str) -> None:
         check_output_file(path, dataset_name)
 
-    def open(self, path: Path, dataset_name: str, first_index: int, n_requested: int) -> Any:
+    def open(
+        self, path: Path, dataset_name: str, first_index: int, n_requested: int, rows: Any
+    ) -> Any:
         return TomcatFile(path, dataset_name, first_index, n_requested)
 
     def closing_reserve(self, n_unflushed: int) -> int:

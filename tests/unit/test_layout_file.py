@@ -18,8 +18,8 @@ from pco_writer.errors import ConfigError, DatasetExistsError, OutputError
 from pco_writer.h5 import FileLayout, H5Sink, OutputFiles
 from pco_writer.h5._layout_file import H5Layout
 from pco_writer.layouts import ParameterSet, load_layout, parse_layout
+from pco_writer.ledger import FrameLedger
 from pco_writer.protocol import parse_header
-from pco_writer.sequence import FrameSequence
 
 Extra = Callable[[int], dict[str, Any]]
 
@@ -36,11 +36,11 @@ def acquire(
     batch: int = 4,
 ) -> H5Sink:
     """Feed ``n`` frames (ids from 100, minus ``skip``) into a sink, flushing between batches."""
-    sequence = FrameSequence(n)
+    ledger = FrameLedger(n)
     files = OutputFiles.from_output(str(output), n, per_file)
-    sink = H5Sink(files, dataset_name, sequence, flush_interval=0.0, layout=layout)
+    sink = H5Sink(files, dataset_name, ledger, flush_interval=0.0, layout=layout)
     sink.check()
-    frames = make_frames(sequence, n, shape, extra, skip)
+    frames = make_frames(ledger, n, shape, extra, skip)
     for start in range(0, len(frames), batch):
         sink.write(frames[start : start + batch])
         sink.flush_if_due()
@@ -49,12 +49,13 @@ def acquire(
 
 
 def make_frames(
-    sequence: FrameSequence,
+    ledger: FrameLedger,
     n: int,
     shape: tuple[int, ...],
     extra: Extra | None,
     skip: tuple[int, ...] = (),
 ) -> list[ReceivedFrame]:
+    """Frames with ids from 100 (minus ``skip``), placed in ``ledger`` (their index set)."""
     out = []
     for i in (i for i in range(n) if i not in skip):
         header = {"htype": "array-1.0", "shape": list(shape), "frame": 100 + i,
@@ -62,7 +63,9 @@ def make_frames(
         header.update(extra(i) if extra else {})
         parsed = parse_header(json.dumps(header))
         data = np.full(shape, i + 1, np.uint16).tobytes()
-        out.append(ReceivedFrame(sequence.accept(parsed), parsed, data, len(data)))
+        out.append(ReceivedFrame(-1, parsed, data, len(data)))
+    ledger.decide(out)
+    assert ledger.place(out).accepted == out
     return out
 
 
@@ -135,10 +138,10 @@ def test_a_taken_dataset_name_is_refused_before_anything_is_written(tmp_path: Pa
 
 def test_a_flushed_file_is_readable_as_a_crash_leaves_it(tmp_path: Path) -> None:
     layout = H5Layout(load_layout("nxtomo"))
-    sequence = FrameSequence(8)
-    sink = H5Sink(OutputFiles("scan.h5".join([str(tmp_path) + "/", ""])), "data", sequence,
+    ledger = FrameLedger(8)
+    sink = H5Sink(OutputFiles("scan.h5".join([str(tmp_path) + "/", ""])), "data", ledger,
                   flush_interval=0.0, layout=layout)  # fmt: skip
-    sink.write(make_frames(sequence, 8, (4, 6), lambda i: {"angle": float(i)})[:5])
+    sink.write(make_frames(ledger, 8, (4, 6), lambda i: {"angle": float(i)})[:5])
     sink.flush_if_due()
     crashed = tmp_path / "crashed.h5"
     shutil.copy(tmp_path / "scan.h5", crashed)  # what kill -9 would leave on disk
@@ -266,10 +269,10 @@ def test_the_same_dataset_name_twice_in_an_nxtomo_file_is_refused(tmp_path: Path
 def test_per_frame_values_reach_hdf5_only_at_flush(tmp_path: Path) -> None:
     """Header values are batched in memory: a write adds no per-frame dataset rows."""
     layout = H5Layout(load_layout("tomcat"))
-    sequence = FrameSequence(6)
-    sink = H5Sink(OutputFiles(str(tmp_path / "a.h5")), "data", sequence, flush_interval=3600.0,
+    ledger = FrameLedger(6)
+    sink = H5Sink(OutputFiles(str(tmp_path / "a.h5")), "data", ledger, flush_interval=3600.0,
                   layout=layout)  # fmt: skip
-    frames = make_frames(sequence, 6, (4, 6), None)
+    frames = make_frames(ledger, 6, (4, 6), None)
     sink.write(frames[:3])
     sink.write(frames[3:])
     current = sink._open.get(1)

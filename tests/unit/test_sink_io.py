@@ -11,7 +11,7 @@ from test_layout_file import acquire, make_frames, tomcat_engine
 
 from pco_writer.h5 import H5Sink, OutputFiles, _sink
 from pco_writer.h5._writeback import WriteBehind
-from pco_writer.sequence import FrameSequence
+from pco_writer.ledger import FrameLedger
 
 
 def chunk_offsets(path: Path, n: int) -> list[int]:
@@ -48,10 +48,10 @@ def test_write_behind_is_advanced_within_a_large_batch(
     monkeypatch.setattr(WriteBehind, "advance", spy)
     shape, n = (400, 400), 12
     monkeypatch.setattr(_sink, "_WRITE_BEHIND_STEP", 3 * 400 * 400 * 2)  # three frames
-    sequence = FrameSequence(n)
-    sink = H5Sink(OutputFiles.from_output(str(tmp_path / "out.h5"), n, 0), "data", sequence,
+    ledger = FrameLedger(n)
+    sink = H5Sink(OutputFiles.from_output(str(tmp_path / "out.h5"), n, 0), "data", ledger,
                   layout=tomcat_engine())  # fmt: skip
-    sink.write(make_frames(sequence, n, shape, None))  # one batch of 12 frames
+    sink.write(make_frames(ledger, n, shape, None))  # one batch of 12 frames
     sink.close("completed")
     assert len(sizes) == 4  # after every third frame, not once after the batch
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1]
@@ -71,8 +71,7 @@ def test_write_behind_is_advanced_within_a_large_batch(
 def test_batches_are_cut_into_runs_of_at_most_the_limit(
     sizes: list[int], limit: int, runs: list[list[int]]
 ) -> None:
-    sequence = FrameSequence(0)
-    frames = make_frames(sequence, len(sizes), (1, 1), None)
+    frames = make_frames(FrameLedger(0), len(sizes), (1, 1), None)
     for frame, size in zip(frames, sizes, strict=True):
         frame.nbytes = size
     assert [[f.nbytes for f in run] for run in _sink._by_bytes(frames, limit)] == runs

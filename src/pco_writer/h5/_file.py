@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -11,7 +12,77 @@ import numpy.typing as npt
 
 from pco_writer.buffer import ReceivedFrame
 
-__all__ = ["FileLayout", "FrameFile"]
+__all__ = ["FileEnd", "FileLayout", "FrameFile", "MissingFrames", "Rows"]
+
+LISTED_MIN = 100_000
+"""``missing_frame_ids`` lists at least this many ids..."""
+LISTED_PER_FRAME = 16
+"""...and this many more per frame in the file: what a file spends on frames that never came
+stays proportional to what came (``missing_frame_ranges`` always has them all)."""
+
+
+@dataclass(frozen=True)
+class MissingFrames:
+    """The frame ids of one file's range that are not in it, as runs.
+
+    Attributes:
+        runs: ``(first_id, last_id)`` of each run of missing ids, inclusive, in order.
+        n_in_file: frames in the file (bounds how many ids are listed one by one).
+    """
+
+    runs: Sequence[tuple[int, int]] = ()
+    n_in_file: int = 0
+
+    @property
+    def count(self) -> int:
+        """How many ids are missing."""
+        return sum(last - first + 1 for first, last in self.runs)
+
+    @property
+    def n_listed(self) -> int:
+        """How many of them :meth:`ids` lists (all, unless there are very many)."""
+        return min(self.count, LISTED_MIN + LISTED_PER_FRAME * self.n_in_file)
+
+    def ids(self) -> npt.NDArray[np.uint64]:
+        """The first :attr:`n_listed` missing ids, in order."""
+        left, parts = self.n_listed, []
+        for first, last in self.runs:
+            if left <= 0:
+                break
+            n = min(last - first + 1, left)
+            parts.append(np.arange(first, first + n, dtype=np.uint64))
+            left -= n
+        return np.concatenate(parts) if parts else np.zeros(0, np.uint64)
+
+    def ranges(self) -> npt.NDArray[np.uint64]:
+        """The runs as an ``(n, 2)`` array of first and last id."""
+        return np.asarray(self.runs, np.uint64).reshape(-1, 2)
+
+    @staticmethod
+    def bytes_at_most(n_missing: int, n_runs: int, n_in_file: int) -> int:
+        """What storing ``n_missing`` ids in ``n_runs`` runs takes in a file, at most."""
+        return 8 * min(n_missing, LISTED_MIN + LISTED_PER_FRAME * n_in_file) + 16 * n_runs
+
+
+class Rows(Protocol):
+    """Which rows of a file hold a frame, in the file's own (local) row numbers."""
+
+    def runs(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        """The runs of rows in ``lo .. hi - 1`` that hold a frame."""
+        ...
+
+
+@dataclass(frozen=True)
+class FileEnd:
+    """What a file records when it is closed.
+
+    Attributes:
+        end_reason: how the acquisition ended (``completed``, ``stopped``, ``error: ...``).
+        missing: the ids of its range that are not in it.
+    """
+
+    end_reason: str
+    missing: MissingFrames = field(default_factory=MissingFrames)
 
 
 class FrameFile(Protocol):
@@ -49,7 +120,7 @@ class FrameFile(Protocol):
         """Make what was written readable after a crash."""
         ...
 
-    def close(self, end_reason: str, missing_frame_ids: npt.NDArray[np.uint64]) -> None:
+    def close(self, end: FileEnd) -> None:
         """Record how the acquisition ended in this file, then close it."""
         ...
 
@@ -67,8 +138,13 @@ class FileLayout(Protocol):
         """
         ...
 
-    def open(self, path: Path, dataset_name: str, first_index: int, n_requested: int) -> FrameFile:
-        """A file object for ``path``; the HDF5 file itself is created on the first write."""
+    def open(
+        self, path: Path, dataset_name: str, first_index: int, n_requested: int, rows: Rows
+    ) -> FrameFile:
+        """A file object for ``path``; the HDF5 file itself is created on the first write.
+
+        ``rows`` says which of its rows hold a frame (the frame ledger knows).
+        """
         ...
 
     def closing_reserve(self, n_unflushed: int) -> int:

@@ -30,6 +30,7 @@ from pco_writer.buffer import ReceivedFrame
 from pco_writer.errors import ConfigError, DatasetExistsError, OutputError
 from pco_writer.h5._chunk_write import ChunkWriter
 from pco_writer.h5._compress import check_frames_filter, frames_filter
+from pco_writer.h5._file import FileEnd, Rows
 from pco_writer.h5._layout_values import (
     LIVE,
     MISSING,
@@ -81,10 +82,12 @@ class H5Layout:
         self._check_maps(path, dataset_name)
         check_output_file(path, dataset_name, self.taken_paths(dataset_name))
 
-    def open(self, path: Path, dataset_name: str, first_index: int, n_requested: int) -> LayoutFile:
+    def open(
+        self, path: Path, dataset_name: str, first_index: int, n_requested: int, rows: Rows
+    ) -> LayoutFile:
         """A file object for ``path``; the HDF5 file itself is created on the first write."""
         facts = FileFacts(dataset_name, str(path), first_index, n_requested)
-        return LayoutFile(path, self, facts)
+        return LayoutFile(path, self, facts, rows)
 
     def closing_reserve(self, n_unflushed: int) -> int:
         """See :meth:`FileLayout.closing_reserve`: estimated from the per-frame datasets."""
@@ -177,23 +180,21 @@ class LayoutFile:
         n_written: frames written to it so far.
     """
 
-    def __init__(self, path: Path, owner: H5Layout, facts: FileFacts) -> None:
+    def __init__(self, path: Path, owner: H5Layout, facts: FileFacts, rows: Rows) -> None:
         self.path = path
         self.first_index = facts.first_index
         self.n_written = 0
         self._owner = owner
         self._layout = owner.layout
         self._facts = facts
+        self._rows = rows
         self._file: h5py.File | None = None
         self._data: Any = None
         self._chunks: Any = None  # the ChunkWriter of _data
-        self._rows = 0  # rows of the frames dataset
+        self._n_rows = 0  # rows of the frames dataset
         self._tail: tuple[int, ...] = ()
         self._columns: list[Column] = []
-        self._header_columns: list[Column] = []
         self._pending: list[tuple[int, Any]] = []
-        self._seen = np.zeros(0, np.bool_)
-        self._dirty_from = 0
         self._header: Any = None
         self._kept: set[str] = set()
         self._existing: set[str] = set()
@@ -214,20 +215,14 @@ class LayoutFile:
             self._open(frames[0])
         facts, offset = self._facts, self._facts.offset
         extent = max(f.index for f in frames) - self.first_index + 1
-        if offset + extent > self._rows:  # h5py's Dataset.shape asks HDF5: keep our own count
-            self._rows = offset + extent
-            self._data.resize(self._rows, axis=0)
-        if extent > len(self._seen):
-            self._grow(extent)
-        write_chunk, tail, seen = self._chunks.write, self._tail, self._seen
-        pending, lowest = self._pending, extent
+        if offset + extent > self._n_rows:  # h5py's Dataset.shape asks HDF5: keep our own count
+            self._n_rows = offset + extent
+            self._data.resize(self._n_rows, axis=0)
+        write_chunk, tail, pending = self._chunks.write, self._tail, self._pending
         for f in frames:
             local = f.index - self.first_index
             write_chunk((offset + local, *tail), f.data, f.nbytes)
             pending.append((local, f.header))  # header values are stored at flush
-            seen[local] = True
-            lowest = min(lowest, local)
-        self._dirty_from = min(self._dirty_from, lowest)
         facts.extent = max(facts.extent, extent)
         self.n_written += len(frames)
         facts.n_written = self.n_written
@@ -240,23 +235,22 @@ class LayoutFile:
         """Make everything written so far readable after a crash."""
         if self._file is None:
             return
-        self._store_pending()
         env = self._env(closing=False)
-        self._write_rows(env, self._dirty_from, final=False)
+        self._store_pending(env)
         self._write_values(env, lambda src: bool(_writers(src) & LIVE))
         self._file.flush()
 
-    def close(self, end_reason: str, missing_frame_ids: npt.NDArray[np.uint64]) -> None:
+    def close(self, end: FileEnd) -> None:
         """Write what is known only at the end (end reason, parameters), then close."""
         if self._file is None:
             return
         try:
-            self._store_pending()
-            self._facts.end_reason = end_reason
+            self._store_pending(self._env(closing=False))
+            self._facts.end_reason = end.end_reason
             self._facts.end_time = iso_now()
-            self._facts.missing_frame_ids = missing_frame_ids
+            self._facts.missing = end.missing
             env = self._env(closing=True)
-            self._write_rows(env, self._dirty_from, final=True)
+            self._store_computed(env)
             self._write_values(env, lambda src: src.kind != "value")
             self._link_targets()
             self._file.flush()
@@ -264,11 +258,97 @@ class LayoutFile:
             self._file.close()
             self._file = None
 
-    def _store_pending(self) -> None:
-        """Move the header values of the frames written since the last flush to the columns."""
+    # -- per-frame values ------------------------------------------------------------------
+
+    def _store_pending(self, env: Env) -> None:
+        """Write the per-frame values of the frames written since the last flush.
+
+        Only the rows of those frames are written, with the rows of frames that never came
+        between them when those gaps are short (their fill values, or a ramp's values): a
+        chain of long gaps costs no chunks of per-frame values (issue 12).
+        """
         pending, self._pending = self._pending, []
-        for column in self._header_columns:
-            column.record_many(pending)
+        if not pending:
+            return
+        pending.sort(key=lambda item: int(item[0]))
+        locals_ = np.fromiter((local for local, _ in pending), np.int64, len(pending))
+        spans = _merged(_runs_of(locals_), self._unwritten)
+        written = [(int(a), int(b)) for a, b in _runs_of(locals_)]
+        for column in self._columns:
+            ds = self._column_dataset(column)
+            if column.is_header:
+                index, values = column.header_values(pending)
+                for a, b in spans:
+                    ds[self._facts.offset + a : self._facts.offset + b] = self._header_rows(
+                        column, a, b, index, values, env
+                    )
+            else:
+                self._write_computed(ds, column, spans, written, env)
+
+    def _store_computed(self, env: Env) -> None:
+        """At the end: the rows whose values depend on what is known only now (parameters, a
+        header column's fallback), over every run of frames of the file."""
+        written = self._rows.runs(0, self._facts.extent)
+        spans = _merged(written, lambda a, b: True)  # between runs of frames: none came
+        for column in self._columns:
+            if column.is_header and column.spec.fallback is None:
+                continue  # a header's values are final when flushed
+            ds = self._column_dataset(column)
+            if not column.is_header:
+                self._write_computed(ds, column, spans, written, env)
+                continue
+            assert column.spec.fallback is not None
+            for a, b in spans:
+                for c, d in column.has.gaps(a, b):
+                    rows = column.computed(column.spec.fallback, c, d, env)
+                    ds[self._facts.offset + c : self._facts.offset + d] = rows
+
+    def _header_rows(
+        self,
+        column: Column,
+        a: int,
+        b: int,
+        index: npt.NDArray[np.int64],
+        values: npt.NDArray[Any],
+        env: Env,
+    ) -> npt.NDArray[Any]:
+        fallback = column.spec.fallback
+        out = column.computed(fallback, a, b, env) if fallback else column.empty(b - a)
+        lo, hi = np.searchsorted(index, [a, b])
+        out[index[lo:hi] - a] = values[lo:hi]
+        return out
+
+    def _write_computed(
+        self,
+        ds: Any,
+        column: Column,
+        spans: list[tuple[int, int]],
+        written: list[tuple[int, int]],
+        env: Env,
+    ) -> None:
+        """A computed column's rows; rows of frames that never came get the fill value,
+        except in a ramp (an angle is known for a missing frame too)."""
+        offset = self._facts.offset
+        for a, b in spans:
+            out = column.computed(column.spec, a, b, env)
+            if column.spec.linear is None:
+                seen = np.zeros(b - a, np.bool_)
+                for c, d in _clip(written, a, b):
+                    seen[c - a : d - a] = True
+                out[~seen] = column.fill
+            ds[offset + a : offset + b] = out
+
+    def _column_dataset(self, column: Column) -> Any:
+        assert self._file is not None
+        ds = self._file[column.path]
+        rows = self._facts.offset + self._facts.extent
+        if ds.shape[0] < rows:
+            ds.resize(rows, axis=0)
+        return ds
+
+    def _unwritten(self, lo: int, hi: int) -> bool:
+        """True when no row of ``lo .. hi - 1`` holds a frame (safe to write fill values)."""
+        return not self._rows.runs(lo, hi)
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -343,7 +423,7 @@ class LayoutFile:
         if path in self._file:
             self._data = self._file[path]
             check_frames_filter(self._data, self._owner.compression, self.path)
-            self._rows = self._data.shape[0]
+            self._n_rows = self._data.shape[0]
         else:
             self._data = self._file.create_dataset(
                 path, shape=(0, *header.shape), maxshape=(None, *header.shape),
@@ -364,8 +444,6 @@ class LayoutFile:
         if units:
             self._file[path].attrs["units"] = units
         self._columns.append(column)
-        if column.is_header:
-            self._header_columns.append(column)
 
     # -- values ----------------------------------------------------------------------------
 
@@ -373,24 +451,8 @@ class LayoutFile:
         params = self._owner.parameters
         env = Env(self._facts, params.effective(), frozenset(params.given()), self._header, closing)
         if closing:
-            extent = self._facts.extent
-            env.origins = {c.path: c.origin(self._seen, extent, env) for c in self._columns}
+            env.origins = {c.path: c.origin(self.n_written, env) for c in self._columns}
         return env
-
-    def _write_rows(self, env: Env, lo: int, final: bool) -> None:
-        """Write rows ``lo ..`` of every column; at the end, all rows that parameters set."""
-        assert self._file is not None
-        hi, offset = self._facts.extent, self._facts.offset
-        for column in self._columns:
-            pure = column.is_header and column.spec.fallback is None
-            start = 0 if final and not pure else lo
-            if start >= hi:
-                continue
-            ds = self._file[column.path]
-            if ds.shape[0] < offset + hi:
-                ds.resize(offset + hi, axis=0)
-            ds[offset + start : offset + hi] = column.rows(start, hi, self._seen, env)
-        self._dirty_from = hi
 
     def _write_values(self, env: Env, wanted: Callable[[Source], bool]) -> None:
         assert self._file is not None
@@ -469,10 +531,6 @@ class LayoutFile:
                 out.extend((path, k, a) for k, a in node.attributes.items())
         return out
 
-    def _grow(self, n: int) -> None:
-        size = max(n, 2 * len(self._seen), 1024)
-        self._seen = np.concatenate([self._seen, np.zeros(size - len(self._seen), np.bool_)])
-
 
 def _set_attribute(obj: Any, name: str, src: Source, env: Env) -> None:
     def put(value: Any) -> None:
@@ -532,3 +590,35 @@ def _sources(layout: Layout) -> list[tuple[str, Source]]:
             out.append((path, node))
         out.extend((f"{path}@{k}", a) for k, a in node.attributes.items())
     return out
+
+
+MERGE_ROWS = 4096
+"""Rows of frames that never came, between frames, that are written with fill values (or a
+ramp's values) rather than left unallocated: small gaps read as before, long ones cost nothing."""
+
+
+def _runs_of(index: npt.NDArray[np.int64]) -> list[tuple[int, int]]:
+    """Sorted, distinct row numbers as runs ``(start, stop)``."""
+    if not len(index):
+        return []
+    breaks = np.flatnonzero(np.diff(index) != 1) + 1
+    starts = np.concatenate([[0], breaks])
+    stops = np.concatenate([breaks, [len(index)]])
+    return [(int(index[a]), int(index[b - 1]) + 1) for a, b in zip(starts, stops, strict=True)]
+
+
+def _merged(
+    runs: list[tuple[int, int]], may_fill: Callable[[int, int], bool]
+) -> list[tuple[int, int]]:
+    """Runs joined across gaps of at most :data:`MERGE_ROWS` rows that ``may_fill``."""
+    out: list[tuple[int, int]] = []
+    for a, b in runs:
+        if out and a - out[-1][1] <= MERGE_ROWS and may_fill(out[-1][1], a):
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
+
+
+def _clip(runs: list[tuple[int, int]], lo: int, hi: int) -> list[tuple[int, int]]:
+    return [(max(a, lo), min(b, hi)) for a, b in runs if a < hi and b > lo]

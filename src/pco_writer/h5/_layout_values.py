@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import operator
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +18,10 @@ import numpy as np
 import numpy.typing as npt
 
 from pco_writer.errors import ConfigError
+from pco_writer.h5._file import MissingFrames
 from pco_writer.layouts import Dataset, Source
 from pco_writer.protocol import FrameHeader, is_storable_text
+from pco_writer.runs import RunSet
 
 __all__ = ["MISSING", "Column", "Env", "FileFacts", "evaluate", "describe", "hdf5_value"]
 
@@ -30,7 +32,10 @@ STRING = h5py.string_dtype("utf-8")
 _HEADER_FIELDS = frozenset(
     {"frame", "shape", "type", "endianness", "htype", "source", "tag", "encoding"}
 )
-AT_CLOSE = frozenset({"end_time", "end_reason", "missing_frame_ids", "n_frames_written", "origin"})
+AT_CLOSE = frozenset({
+    "end_time", "end_reason", "missing_frame_ids", "missing_frame_ranges", "n_frames_missing",
+    "n_frames_written", "origin",
+})  # fmt: skip
 LIVE = frozenset({"frame_count", "image_nr_high"})
 
 
@@ -49,9 +54,7 @@ class FileFacts:
     extent: int = 0
     end_time: str = ""
     end_reason: str = ""
-    missing_frame_ids: npt.NDArray[np.uint64] = field(
-        default_factory=lambda: np.zeros(0, np.uint64)
-    )
+    missing: MissingFrames = field(default_factory=MissingFrames)
 
 
 @dataclass
@@ -110,13 +113,16 @@ def _writer(src: Source, env: Env) -> Any:
     if name in simple:
         return simple[name]
     if name == "missing_frame_ids":
-        return np.asarray(f.missing_frame_ids, np.uint64)
+        return f.missing.ids()
+    if name == "missing_frame_ranges":
+        return f.missing.ranges()
     if name == "origin":
         return env.origins.get((src.of or "").replace("{dataset_name}", f.dataset_name), "")
     numbers = {
         "first_index": f.first_index, "first_frame_id": f.first_frame_id, "offset": f.offset,
         "frame_count": f.n_written, "n_frames_requested": f.n_requested,
-        "n_frames_written": f.n_written, "image_nr_low": f.first_index + 1,
+        "n_frames_written": f.n_written, "n_frames_missing": f.missing.count,
+        "image_nr_low": f.first_index + 1,
         "image_nr_high": f.first_index + f.extent,
     }  # fmt: skip
     return np.int64(numbers[name])
@@ -171,7 +177,12 @@ def _as_text(value: Any) -> str | None:
 
 
 class Column:
-    """The values of one per-frame dataset of one file, by local frame index."""
+    """One per-frame dataset of one file: its dtype and fill, and which rows got a header value.
+
+    Values are not kept between flushes: each flush writes the values of the frames written
+    since the last one (see :class:`pco_writer.h5._layout_file.LayoutFile`), so memory follows
+    the frames of one flush interval, not the extent of the ids.
+    """
 
     def __init__(self, path: str, spec: Dataset, ndim: int, value_dtype: str | None) -> None:
         self.path = path
@@ -184,88 +195,79 @@ class Column:
             STRING if name == "string" else np.dtype(np.bool_ if name == "bool" else name)
         )
         self.fill = spec.fill if spec.fill is not None else ("" if name == "string" else 0)
-        self.values = self._empty(0)
-        self.has = np.zeros(0, np.bool_)
+        self.has = RunSet()
+        """Local rows whose frame had a value for this (header) column."""
 
     def create(self, parent: h5py.File, offset: int) -> Any:
-        """Create the empty, extendable dataset (``offset`` rows for earlier acquisitions)."""
+        """Create the empty, extendable dataset (``offset`` rows for earlier acquisitions).
+
+        Deflated (level 1, HDF5's own filter, readable everywhere): a chunk that holds a few
+        frames among thousands of rows that never came takes bytes, not the whole chunk.
+        """
         fill = {} if self.spec.fill is None else {"fillvalue": self.fill}
         return parent.create_dataset(
             self.path, (offset, *self.elem), self.dtype, maxshape=(None, *self.elem),
-            chunks=(self.spec.chunk, *self.elem), **fill,
+            chunks=(self.spec.chunk, *self.elem), compression="gzip", compression_opts=1,
+            shuffle=True, **fill,
         )  # fmt: skip
 
-    def record_many(self, frames: list[tuple[int, FrameHeader]]) -> None:
-        """Keep the header field of many frames at once (done at flush, off the hot path)."""
-        if not frames:
-            return
-        index = np.fromiter((local for local, _ in frames), np.int64, len(frames))
-        top = int(index.max())
-        if top >= len(self.has):
-            self._grow(top + 1)
+    def header_values(
+        self, frames: Sequence[tuple[int, FrameHeader]]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[Any]]:
+        """The local rows and values of the frames (sorted by row) that have a value HDF5 can
+        store in this column; the others count as absent. Records the rows in :attr:`has`."""
         if self.field in _HEADER_FIELDS:  # always present: no per-frame filtering
             get = operator.attrgetter(self.field)
-            values: list[Any] = [get(h) for _, h in frames]
+            pairs: list[tuple[int, Any]] = [(local, get(h)) for local, h in frames]
         else:
             pairs = [(local, h.extra.get(self.field)) for local, h in frames]
             pairs = [(local, v) for local, v in pairs if v is not None]
-            index = np.fromiter((local for local, _ in pairs), np.int64, len(pairs))
-            values = [v for _, v in pairs]
         if self.dtype == STRING and not self.elem:  # only text HDF5 can store, else absent
-            texts = [_as_text(v) for v in values]
-            index = index[[t is not None for t in texts]]
-            values = [t for t in texts if t is not None]
-        if not values:
-            return
+            pairs = [(local, _as_text(v)) for local, v in pairs]
+            pairs = [(local, v) for local, v in pairs if v is not None]
+        index = np.fromiter((local for local, _ in pairs), np.int64, len(pairs))
+        values = self._converted([v for _, v in pairs])
+        if values is None:  # some value does not fit the dtype: one by one
+            values, keep = self._one_by_one([v for _, v in pairs])
+            index = index[keep]
+        for local in index.tolist():
+            self.has.add(local)
+        return index, values
+
+    def _converted(self, values: list[Any]) -> npt.NDArray[Any] | None:
         try:
             if self.dtype == STRING:
-                column = np.empty(len(values), object)
+                column = self.empty(len(values))
                 column[:] = values
-                self.values[index] = column
-            else:
-                self.values[index] = np.asarray(values, self.dtype)
-        except (TypeError, ValueError, OverflowError):  # some value does not fit: one by one
-            for local, value in zip(index.tolist(), values, strict=True):
-                self._record_value(local, value)
-            return
-        self.has[index] = True
-
-    def _record_value(self, local: int, value: Any) -> None:
-        try:
-            self.values[local] = value
+                return column
+            return np.asarray(values, self.dtype).reshape(len(values), *self.elem)
         except (TypeError, ValueError, OverflowError):
-            return  # a value that does not fit the dtype counts as absent
-        self.has[local] = True
+            return None
 
-    def rows(self, lo: int, hi: int, seen: npt.NDArray[np.bool_], env: Env) -> npt.NDArray[Any]:
-        """The values of local indices ``lo .. hi - 1`` as they should be in the file."""
-        if self.is_header and self.spec.fallback is None:
-            return self.values[lo:hi]
-        if self.is_header:
-            assert self.spec.fallback is not None
-            out = self.values[lo:hi].copy()
-            gaps = ~self.has[lo:hi]
-            out[gaps] = self._computed(self.spec.fallback, lo, hi, env)[gaps]
-            return out
-        out = self._computed(self.spec, lo, hi, env)
-        if self.spec.linear is None:
-            out[~seen[lo:hi]] = self.fill
-        return out
+    def _one_by_one(self, values: list[Any]) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]:
+        out, keep = self.empty(len(values)), np.zeros(len(values), np.bool_)
+        for i, value in enumerate(values):
+            try:
+                out[i] = value
+            except (TypeError, ValueError, OverflowError):
+                continue  # a value that does not fit the dtype counts as absent
+            keep[i] = True
+        return out[keep], keep
 
-    def origin(self, seen: npt.NDArray[np.bool_], extent: int, env: Env) -> str:
-        """Where this acquisition's values came from, in words."""
-        n_seen = int(seen[:extent].sum())
+    def origin(self, n_rows: int, env: Env) -> str:
+        """Where this acquisition's values came from, in words (``n_rows`` frames in the file)."""
         if not self.is_header:
-            return f"{describe(self.spec, env)} for {n_seen} frames"
-        n_header = int((self.has[:extent] & seen[:extent]).sum())
+            return f"{describe(self.spec, env)} for {n_rows} frames"
+        n_header = len(self.has)
         parts = [f"header field {self.field!r} for {n_header} frames"]
-        if n_seen > n_header:
+        if n_rows > n_header:
             rest = self.spec.fallback
             how = describe(rest, env) if rest is not None else f"fill value {self.fill!r}"
-            parts.append(f"{how} for {n_seen - n_header} frames without it")
+            parts.append(f"{how} for {n_rows - n_header} frames without it")
         return "; ".join(parts)
 
-    def _computed(self, src: Source, lo: int, hi: int, env: Env) -> npt.NDArray[Any]:
+    def computed(self, src: Source, lo: int, hi: int, env: Env) -> npt.NDArray[Any]:
+        """The values ``src`` gives local rows ``lo .. hi - 1`` (a ramp, or one value)."""
         if src.linear is not None:
             start = evaluate(src.linear.start, env)
             step = evaluate(src.linear.step, env)
@@ -278,13 +280,8 @@ class Column:
             value = self.fill
         return np.full((hi - lo, *self.elem), value, self.dtype)
 
-    def _empty(self, n: int) -> npt.NDArray[Any]:
+    def empty(self, n: int) -> npt.NDArray[Any]:
+        """``n`` rows of the fill value."""
         if self.dtype == STRING:
             return np.full((n, *self.elem), "", object)
         return np.full((n, *self.elem), self.fill, self.dtype)
-
-    def _grow(self, n: int) -> None:
-        size = max(n, 2 * len(self.has), 1024)
-        old = len(self.has)
-        self.values = np.concatenate([self.values, self._empty(size - old)])
-        self.has = np.concatenate([self.has, np.zeros(size - old, np.bool_)])

@@ -9,17 +9,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import numpy.typing as npt
-
 from pco_writer.buffer import ReceivedFrame
 from pco_writer.errors import OutputError
-from pco_writer.h5._file import FileLayout, FrameFile
+from pco_writer.h5._file import FileEnd, FileLayout, FrameFile, MissingFrames
 from pco_writer.h5._open import ALIGN_FROM, PAGE
 from pco_writer.h5._paths import OutputFiles
-from pco_writer.h5._space import space_left
+from pco_writer.h5._space import DiskFullError, SpaceKeeper, space_left
 from pco_writer.h5._writeback import WINDOW_BYTES, WriteBehind
-from pco_writer.sequence import FrameSequence
+from pco_writer.ledger import FrameLedger
+from pco_writer.runs import RunSet
 
 __all__ = ["H5Sink"]
 
@@ -31,42 +29,51 @@ _WRITE_BEHIND_STEP = WINDOW_BYTES // 4
 
 
 @dataclass
+class _LedgerRows:
+    """The rows of one file that hold a frame, read from the frame ledger (local numbers)."""
+
+    ledger: FrameLedger
+    first_index: int
+
+    def runs(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        first = self.first_index
+        return [(a - first, b - first) for a, b in self.ledger.written_runs(first + lo, first + hi)]
+
+
+@dataclass
 class H5Sink:
-    """Writes an acquisition's frames into one or more TOMCAT files.
+    """Writes an acquisition's frames into one or more files, recording each in the ledger.
 
     With roll-over, the file before the newest one stays open while frames of it are still
     missing, so that a frame overtaken by the next file's first frames is still written. A
     file is closed once all its frames are in, when a frame two files further on arrives,
-    or at the end; a frame for a closed file is dropped and counted. Each file lists the ids
-    of its range that are not in it; the last file also lists those of any file number that
-    never got a frame (so every id is listed once, by one file).
+    or at the end; a frame for a closed file is dropped and recorded so. Each file lists the
+    ids of its range that are not in it; the last file also lists those of any file number
+    that never got a frame (so every id is listed once, by one file).
 
     Args:
         files: where each file goes.
         dataset_name: the dataset name in every file.
-        sequence: the acquisition's frame bookkeeping (first id, gaps); read only.
+        ledger: the acquisition's frame ledger: where frames go (first id, gaps), and where
+            this sink records each frame as written or dropped.
         layout: makes each file (``H5Layout`` of the tomcat, nxtomo or a user layout).
         flush_interval: seconds between flushes; bounds what a crash can lose.
     """
 
     files: OutputFiles
     dataset_name: str
-    sequence: FrameSequence
+    ledger: FrameLedger
     layout: FileLayout
     flush_interval: float = 1.0
     data_root: Path | None = None
     """Every file must lie below it once links are followed (None: anywhere)."""
     written_paths: list[str] = field(default_factory=list)
-    n_written: int = 0
-    """Frames written so far (also those of a batch that failed half-way)."""
-    n_dropped: int = 0
-    """Frames that arrived after their file was closed: not written."""
     _open: dict[int, FrameFile] = field(default_factory=dict, init=False)
     _writeback: dict[int, WriteBehind | None] = field(default_factory=dict, init=False)
-    _space_credit: int = field(default=0, init=False)
+    _space: dict[int, SpaceKeeper] = field(default_factory=dict, init=False)
     _closed_numbers: set[int] = field(default_factory=set, init=False)
-    _written: bytearray = field(default_factory=bytearray, init=False)  # by index: 1 = in a file
     _last_flush: float = field(default_factory=time.monotonic, init=False)
+    _recorded: int = field(default=0, init=False)  # frames recorded as written or dropped
 
     def check(self) -> None:
         """Refuse before receiving anything: a taken dataset name, no place, a full disk."""
@@ -82,18 +89,23 @@ class H5Sink:
                 f"disk full: only {left / 1e6:.1f} MB left for {path}; free space first"
             )
 
-    def write(self, frames: Sequence[ReceivedFrame]) -> int:
-        """Write a batch of frames, in order, to the files they belong to.
+    def write(self, frames: Sequence[ReceivedFrame]) -> None:
+        """Write a batch of placed frames, in order, to the files they belong to.
 
-        Returns:
-            How many were written; the others came after their file was closed.
+        Each frame is recorded in the ledger as written or dropped (late for a closed file);
+        when writing fails, the frames not written are recorded as dropped, then it raises.
         """
-        start, written = 0, 0
-        for i in range(1, len(frames) + 1):
-            if i == len(frames) or self._number(frames[i]) != self._number(frames[start]):
-                written += self._write_run(frames[start:i])
-                start = i
-        return written
+        before = self._recorded
+        try:
+            start = 0
+            for i in range(1, len(frames) + 1):
+                if i == len(frames) or self._number(frames[i]) != self._number(frames[start]):
+                    self._write_run(frames[start:i])
+                    start = i
+        except BaseException as exc:
+            reason = "disk_full" if isinstance(exc, DiskFullError) else "write_failed"
+            self._dropped(len(frames) - (self._recorded - before), reason)
+            raise
 
     def flush_if_due(self) -> None:
         """Flush the open files when the flush interval has passed."""
@@ -119,59 +131,57 @@ class H5Sink:
         if errors:
             raise errors[0]
 
-    def _write_run(self, frames: Sequence[ReceivedFrame]) -> int:
+    def _write_run(self, frames: Sequence[ReceivedFrame]) -> None:
         number = self._number(frames[0])
         if number in self._closed_numbers:
-            self.n_dropped += len(frames)
+            self._dropped(len(frames), "file_closed")
             log.error(
-                "frame(s) %s arrived after their file %s was closed: not written (counted as "
+                "frame(s) %s arrived after their file %s was closed: not written (recorded as "
                 "dropped; the file lists them as missing)",
-                [f.index + self.sequence.first_frame_id for f in frames], self.files.path(number),
+                [f.index + self.ledger.first_frame_id for f in frames], self.files.path(number),
             )  # fmt: skip
-            return 0
-        self._check_space(number, frames)
+            return
         target = self._open.get(number)
+        self._keep_room(number, target, frames)
         if target is None:
             target = self._roll_to(number, frames[0])
         with _os_errors():
             for part in _by_bytes(frames, _WRITE_BEHIND_STEP):
                 target.write(part)
-                self._mark_written(part)
-                self.n_written += len(part)
+                self.ledger.record_written(f.index for f in part)
+                self._recorded += len(part)
                 self._write_behind(number, target)
         if number < max(self._open) and self._is_complete(number):
             self._close(number, "completed")  # the overtaken frames are all in
-        return len(frames)
 
-    def _check_space(self, number: int, frames: Sequence[ReceivedFrame]) -> None:
-        """Refuse a batch that would leave too little room to close the file (disk full)."""
-        path = self.files.path(number)
-        current = self._open.get(number)
-        n_in_file = current.n_written if current is not None else 0
+    def _dropped(self, n: int, reason: str) -> None:
+        self.ledger.record_dropped(n, reason)
+        self._recorded += n
+
+    def _keep_room(
+        self, number: int, target: FrameFile | None, frames: Sequence[ReceivedFrame]
+    ) -> None:
+        """Refuse a batch unless it and the room to close every open file are on the disk."""
         batch = sum(f.nbytes + (PAGE if f.nbytes >= ALIGN_FROM else 0) for f in frames)
         need = batch + self._closing_reserve(number, len(frames))
-        if batch + need <= self._space_credit:  # known room: no system call for this batch
-            self._space_credit -= batch
-            return
+        path = self.files.path(number)
+        keeper = self._space.get(number)
+        if keeper is None:
+            keeper = self._space[number] = SpaceKeeper(path)
+        fd = target.fileno() if target is not None else None
         with _os_errors():
-            left = space_left(path)
-        # Ask again once half of what is known to be spare has been written (or another
-        # process filled the disk faster; then the next check still comes well before it).
-        self._space_credit = max(0, (left - need) // 2)
-        if left < need:
-            raise OutputError(
-                f"disk full: {left / 1e6:.1f} MB left for {path}, the next {len(frames)} "
-                f"frame(s) and closing the file need {need / 1e6:.1f} MB; stopped writing "
-                f"(the file keeps the {n_in_file} frame(s) written); free space, then start "
-                "a new acquisition"
-            )
+            keeper.keep(fd, batch, need, n_in_file=target.n_written if target else 0)
 
     def _closing_reserve(self, number: int, n_more: int) -> int:
         """Room to flush and close every open file, ``n_more`` frames into file ``number``."""
         unflushed = {k: f.n_unflushed for k, f in self._open.items()}
         unflushed[number] = unflushed.get(number, 0) + n_more
         reserve = sum(self.layout.closing_reserve(n) for n in unflushed.values())
-        return reserve + 8 * self.sequence.n_lost  # the missing_frame_ids written at close
+        ledger = self.ledger
+        n_missing = ledger.covered - ledger.n_written
+        return reserve + MissingFrames.bytes_at_most(
+            n_missing, ledger.n_written_runs + 1, ledger.n_written
+        )
 
     def _write_behind(self, number: int, f: FrameFile) -> None:
         if number not in self._writeback:
@@ -190,7 +200,10 @@ class H5Sink:
         if number > 1:
             self.layout.check(path, self.dataset_name)
         first_index = self.files.first_index(number)
-        opened = self.layout.open(path, self.dataset_name, first_index, self._share(first_index))
+        rows = _LedgerRows(self.ledger, first_index)
+        opened = self.layout.open(
+            path, self.dataset_name, first_index, self._share(first_index), rows
+        )
         self._open[number] = opened
         self.written_paths.append(str(path))
         return opened
@@ -213,50 +226,49 @@ class H5Sink:
     def _close(self, number: int, end_reason: str, final: bool = False) -> None:
         f = self._open.pop(number)
         self._writeback.pop(number, None)
-        missing = self._missing_ids(number, f, final)
+        keeper = self._space.pop(number, None)
+        missing = self._missing(number, f, final)
         self._closed_numbers.add(number)
-        with _os_errors():
-            f.close(end_reason, missing)
+        try:
+            with _os_errors():
+                f.close(FileEnd(end_reason, missing))
+        finally:
+            if keeper is not None:
+                keeper.release(f.path)
 
-    def _mark_written(self, frames: Sequence[ReceivedFrame]) -> None:
-        written, top = self._written, max(f.index for f in frames)
-        if top >= len(written):
-            written.extend(bytes(max(top + 1 - len(written), len(written))))
-        for f in frames:
-            written[f.index] = 1
-
-    def _missing_ids(self, number: int, f: FrameFile, final: bool) -> npt.NDArray[np.uint64]:
+    def _missing(self, number: int, f: FrameFile, final: bool) -> MissingFrames:
         """The ids of this file's range that are not in it, and for the acquisition's last
         file (``final``) also those of every file number that never got a frame.
 
         From what was written, not from what was received: the receiver runs ahead of the
         writer, and a frame can be received and still not reach its file (late, killed).
         """
-        per_file = self.files.max_frames_per_file
-        last = self.sequence.last_index + 1
-        lo, hi = (0, last) if final or not per_file else (f.first_index, f.first_index + per_file)
-        flags = np.zeros(max(0, hi - lo), np.uint8)
-        known = self._written[lo:hi]
-        flags[: len(known)] = np.frombuffer(known, np.uint8)
-        missing = np.flatnonzero(flags == 0) + lo
+        per_file, covered = self.files.max_frames_per_file, self.ledger.covered
+        if final or not per_file:
+            lo, hi = 0, covered
+        else:
+            lo, hi = f.first_index, f.first_index + self._share(f.first_index)
+        gaps = self.ledger.missing(lo, hi)
         if final and per_file:  # other files list their own ranges
-            numbers = missing // per_file + 1
-            opened = set(self._open) | self._closed_numbers  # a closed file was open once
-            others = np.fromiter(opened - {number}, np.int64)
-            missing = missing[~np.isin(numbers, others)]
-        return (missing + self.sequence.first_frame_id).astype(np.uint64)
+            others = RunSet()
+            for k in (set(self._open) | self._closed_numbers) - {number}:
+                start = self.files.first_index(k)
+                others.add_run(start, start + per_file)
+            gaps = [g for a, b in gaps for g in others.gaps(a, b)]
+        first = self.ledger.first_frame_id
+        return MissingFrames([(a + first, b - 1 + first) for a, b in gaps], f.n_written)
 
     def _later_files_there(self) -> list[int]:
         """Numbers (> 1) of the roll-over files that exist already and that this acquisition
         would write: one directory listing, whatever ``n_frames`` is."""
-        per_file, n_frames = self.files.max_frames_per_file, self.sequence.n_frames
+        per_file, n_frames = self.files.max_frames_per_file, self.ledger.n_frames
         if not per_file:
             return []
         last = -(-n_frames // per_file) if n_frames else None
         return [k for k in self.files.existing_numbers() if 1 < k <= (last or k)]
 
     def _share(self, first_index: int) -> int:
-        per_file, n_frames = self.files.max_frames_per_file, self.sequence.n_frames
+        per_file, n_frames = self.files.max_frames_per_file, self.ledger.n_frames
         if n_frames == 0:
             return per_file
         return min(per_file, n_frames - first_index) if per_file else n_frames

@@ -9,12 +9,21 @@ then ends with an error and the file keeps every frame written before.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
+import logging
 import os
 import resource
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["MetadataSize", "space_left"]
+from pco_writer.errors import OutputError
+
+__all__ = ["DiskFullError", "MetadataSize", "SpaceKeeper", "space_left"]
+
+log = logging.getLogger(__name__)
 
 RESERVE_BASE = 512 * 1024
 """Bytes kept free for closing a file whatever its layout (end reason, attributes, links)."""
@@ -59,3 +68,94 @@ def space_left(path: Path) -> int:
         size = path.stat().st_size if path.exists() else 0
         left = min(left, soft - size)
     return left
+
+
+class DiskFullError(OutputError):
+    """There is no room for the next batch and for closing the file: stopped writing."""
+
+
+FALLOC_FL_KEEP_SIZE = 1
+SLACK = 8 << 20
+"""Preallocated beyond what a batch and the close need: HDF5 places some metadata a little
+past the end of the file before it writes it."""
+
+
+def _load_fallocate() -> Callable[[int, int, int, int], int] | None:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name, use_errno=True)
+        fn = libc.fallocate
+    except (OSError, AttributeError):  # not Linux
+        return None
+    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_fallocate = _load_fallocate()
+
+
+class SpaceKeeper:
+    """Keeps the room of one output file on the disk itself, so that it can always be closed.
+
+    Before each batch, the blocks for the batch and for closing the file are allocated past
+    the end of the file (``fallocate`` with ``FALLOC_FL_KEEP_SIZE``): what HDF5 then writes,
+    the batch and at the end its metadata, lands in blocks that are already the file's. When
+    they cannot be had, nothing of the batch is written and the file is closed from the room
+    kept for it: a disk that another process fills costs no frame already written
+    (docs/decisions/0033-disk-full.md). Where the file system cannot preallocate, the free
+    space and the file-size limit are checked instead (another process can then still win).
+
+    Args:
+        path: the file (its folder's free space is checked while it does not exist yet).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._credit = 0  # bytes known to be free, as of the last look
+        self._preallocates = _fallocate is not None
+
+    def keep(self, fd: int | None, batch: int, need: int, n_in_file: int) -> None:
+        """Make sure ``need`` bytes (``batch`` of them for the next batch) are the file's.
+
+        Raises:
+            DiskFullError: there is not that much room; nothing was written.
+        """
+        self._check_free(batch, need, n_in_file)
+        if fd is None or not self._preallocates:
+            return
+        assert _fallocate is not None
+        end = os.fstat(fd).st_size
+        if _fallocate(fd, FALLOC_FL_KEEP_SIZE, end, need + SLACK) == 0:
+            return
+        err = ctypes.get_errno()
+        if err in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+            raise self._full(need, n_in_file, os.strerror(err))
+        self._preallocates = False  # e.g. EOPNOTSUPP: the free-space check must do
+
+    def release(self, path: Path) -> None:
+        """Give back the blocks kept past the end of a closed file."""
+        if not self._preallocates:
+            return
+        try:
+            os.truncate(path, path.stat().st_size)  # frees what lies past the end
+        except OSError as exc:
+            log.warning("could not give back the room kept for %s: %s", path, exc)
+
+    def _check_free(self, batch: int, need: int, n_in_file: int) -> None:
+        if batch + need <= self._credit:  # known room: no system call for this batch
+            self._credit -= batch
+            return
+        left = space_left(self.path)
+        # Ask again once half of what is known to be spare has been written (or another
+        # process filled the disk faster; then the next check still comes well before it).
+        self._credit = max(0, (left - need) // 2)
+        if left < need:
+            raise self._full(need, n_in_file, f"{left / 1e6:.1f} MB left")
+
+    def _full(self, need: int, n_in_file: int, why: str) -> DiskFullError:
+        return DiskFullError(
+            f"disk full: {why} for {self.path}, the next frames and closing the file need "
+            f"{need / 1e6:.1f} MB; stopped writing (the file keeps the {n_in_file} frame(s) "
+            "written); free space, then start a new acquisition"
+        )

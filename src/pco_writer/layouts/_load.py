@@ -296,7 +296,11 @@ def _dataset_problems(ds: Dataset, per_frame: bool) -> list[str]:
     checkable = ds.fill is not None and ds.dtype is not None and not _dtype_problem(ds.dtype)
     if checkable and _cast_problem(ds.fill, ds.dtype or ""):
         out.append(f"fill {ds.fill!r} does not fit dtype {ds.dtype}")
-    if per_frame and ds.kind == "writer" and ds.writer in ("missing_frame_ids", "origin"):
+    if (
+        per_frame
+        and ds.kind == "writer"
+        and ds.writer in ("missing_frame_ids", "missing_frame_ranges", "origin")
+    ):
         out.append(f"writer value {ds.writer!r} is not one value per frame; set per_frame: false")
     return out
 

@@ -48,7 +48,8 @@ NX_TYPES: tuple[str, ...] = NXType.__args__  # type: ignore[attr-defined]
 WriterValue = Literal[
     "dataset_name", "file_name", "start_time", "end_time", "first_index", "first_frame_id",
     "offset", "frame_count", "n_frames_requested", "n_frames_written", "image_nr_low",
-    "image_nr_high", "end_reason", "missing_frame_ids", "origin",
+    "image_nr_high", "end_reason", "missing_frame_ids", "missing_frame_ranges",
+    "n_frames_missing", "origin",
 ]  # fmt: skip
 WRITER_VALUES: tuple[str, ...] = WriterValue.__args__  # type: ignore[attr-defined]
 """Values the writer knows: see docs/decisions/0020-layout-files.md for each one's meaning."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 import logging
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -27,10 +28,10 @@ from pco_writer.errors import PcoWriterError, StateError
 from pco_writer.h5 import H5Sink, OutputFiles
 from pco_writer.h5._layout_file import H5Layout
 from pco_writer.layouts import ParameterSet, load_layout
-from pco_writer.receiver import Receiver, ReceiverSettings
-from pco_writer.sequence import FrameSequence
+from pco_writer.ledger import FrameLedger, by_id
+from pco_writer.receiver import Receiver, ReceiverSettings, should_log
 from pco_writer.settings import AcquisitionSettings
-from pco_writer.statistics import AcquisitionStats
+from pco_writer.statistics import Timeline, statistics
 from pco_writer.writer._compressing import CompressingSource, compressor_for, default_workers
 
 __all__ = ["Writer", "WriterStatus"]
@@ -76,22 +77,15 @@ class Writer:
         self._killed = threading.Event()
         self._done = threading.Event()
         self._done_callbacks: list[Callable[[Writer], None]] = [on_done] if on_done else []
-        self.sequence = FrameSequence(settings.n_frames, settings.max_frame_gap)
+        self.ledger = FrameLedger(settings.n_frames, settings.max_frame_gap)
         self.buffer = FrameBuffer(settings.buffer_bytes)
-        self._compression_dropped = 0  # frames the compression pool held when it was shut down
-        self._failed_dropped = 0  # frames of a batch whose writing failed, not in any file
-        self._dropped_lock = threading.Lock()
+        self.timeline = Timeline()
+        self.end_reason = ""
         self.files = OutputFiles.from_output(
             settings.output, settings.n_frames, settings.max_frames_per_file
         )
-        self.stats = AcquisitionStats(
-            n_frames=settings.n_frames,
-            dataset_name=settings.dataset_name,
-            output_file=str(self.files.path(1)),
-            user_id=settings.user_id,
-        )
         self.sink = H5Sink(
-            self.files, settings.dataset_name, self.sequence,
+            self.files, settings.dataset_name, self.ledger,
             layout=H5Layout(self.layout, self.parameter_set, settings.compression),
             flush_interval=settings.flush_interval,
             data_root=Path(settings.data_root) if settings.data_root else None,
@@ -100,7 +94,8 @@ class Writer:
         receiving = ReceiverSettings(
             settings.connect, idle_timeout=settings.idle_timeout, compression=settings.compression
         )
-        self.receiver = Receiver(receiving, self.buffer, self.sequence, self.stats)
+        self.receiver = Receiver(receiving, self.buffer)
+        self._held: list[ReceivedFrame] = []  # the first frames, until the start is decided
         self._thread = threading.Thread(target=self._run, name="h5-writer")
 
     @property
@@ -146,8 +141,7 @@ class Writer:
         self._give_up_waiting.set()
         self._killed.set()
         self.receiver.stop()
-        self.buffer.clear()
-        self._count_dropped()
+        self.buffer.close()  # a receiver waiting for room gives up; the rest is dropped
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the acquisition is over; True when it is."""
@@ -184,8 +178,16 @@ class Writer:
         return self.parameter_set.types()
 
     def statistics(self) -> dict[str, Any]:
-        """The statistics so far, with the status."""
-        snap = self.stats.snapshot()
+        """The statistics so far, with the status (see :func:`pco_writer.statistics.statistics`)."""
+        identity = {
+            "n_frames": self.settings.n_frames,
+            "dataset_name": self.settings.dataset_name,
+            "output_file": str(self.files.path(1)),
+            "files": list(self.sink.written_paths),
+            "user_id": self.settings.user_id,
+            "end_reason": self.end_reason,
+        }
+        snap = statistics(identity, self.receiver.stats, self.ledger.snapshot(), self.timeline)
         snap["status"] = self._status.value
         snap["error"] = self.error
         snap["buffer_used_bytes"] = self.buffer.stats.used_bytes
@@ -219,8 +221,7 @@ class Writer:
             self._write_frames(self.source)
         finally:
             if isinstance(self.source, CompressingSource):
-                self._compression_dropped = self.source.shutdown()
-                self._count_dropped()
+                self.ledger.record_dropped(self.source.shutdown(), self._drop_reason())
 
     def _write_frames(self, source: FrameBuffer | CompressingSource) -> None:
         take: Callable[[], list[ReceivedFrame]]
@@ -228,47 +229,67 @@ class Writer:
             take = partial(source.get_batch, _BATCH, _GET_WAIT_S, _LINGER_S)
         else:  # a compression pool wants frames as soon as they come: no linger
             take = partial(source.get_batch, _BATCH, _GET_WAIT_S)
+        held_since = 0.0
         while not self._killed.is_set():
             batch = take()
+            if not self.ledger.decided:  # the first frames wait until the start is decided
+                if batch and not self._held:
+                    held_since = time.monotonic()
+                self._held.extend(batch)
+                full = self.ledger.window_full(len(self._held), held_since)
+                if not self._held or not (full or source.closed):
+                    if source.drained:
+                        return
+                    continue
+                self.ledger.decide(self._held)
+                batch, self._held = sorted(self._held, key=by_id), []
             if batch:
-                before, late = self.sink.n_written, self.sink.n_dropped
                 try:
-                    written = self.sink.write(batch)
-                except BaseException:  # what did not reach a file is dropped, and counted
-                    done = self.sink.n_written - before + self.sink.n_dropped - late
-                    self._failed_dropped += len(batch) - done
-                    raise
-                finally:  # what reached a file counts, even when the batch failed half-way
-                    self.stats.count_written(self.sink.n_written - before)
-                source.release(batch)
-                if written < len(batch):  # late for a closed file: logged by the sink
-                    self._count_dropped()
+                    self._write(batch)
+                finally:
+                    source.release(batch)
             elif source.drained:
                 return
+            if self.ledger.complete and not self.receiver.stop_event.is_set():
+                self.receiver.stop()  # every requested frame is in: stop receiving
             if self.buffer.closed and self._status is WriterStatus.RECEIVING:
                 self._status = WriterStatus.WRITING
             self.sink.flush_if_due()
+
+    def _write(self, batch: list[ReceivedFrame]) -> None:
+        """Place a batch in the acquisition and write the frames that belong to it."""
+        placement = self.ledger.place(batch)
+        for header, reason in placement.rejected:
+            if should_log(self.ledger.rejected_count(reason)):
+                log.warning(
+                    "rejected frame (%s, %d so far): %s", reason,
+                    self.ledger.rejected_count(reason), self.ledger.explain(header, reason),
+                )  # fmt: skip
+        if placement.accepted:
+            self.sink.write(placement.accepted)
+
+    def _drop_the_rest(self) -> None:
+        """Frames still held or buffered when the run ends early: recorded, never written."""
+        reason = self._drop_reason()
+        held, self._held = self._held, []
+        self.ledger.record_dropped(len(held), reason)
+        self.buffer.release(held)
+        while batch := self.buffer.get_batch(_BATCH, 0.0):
+            self.ledger.record_dropped(len(batch), reason)
+            self.buffer.release(batch)
+
+    def _drop_reason(self) -> str:
+        return "killed" if self._killed.is_set() and not self.error else "error"
 
     def _fail(self, message: str) -> None:
         log.error("acquisition failed: %s", message)
         self.error = message
         self.receiver.stop()
-        self.buffer.clear()
-        self._count_dropped()
-
-    def _count_dropped(self) -> None:
-        # Set from the counters, not added to: kill() and the writer thread may both call it.
-        with self._dropped_lock:
-            self.stats.n_dropped_frames = (
-                self.buffer.stats.n_dropped
-                + self._compression_dropped
-                + self.sink.n_dropped
-                + self._failed_dropped
-            )
+        self.buffer.close()
 
     def _finish(self) -> None:
         self.receiver.join(5.0)
-        self._count_dropped()  # a frame the receiver committed after a kill
+        self._drop_the_rest()  # also a frame the receiver committed after a kill
         if self.receiver.error and not self.error:
             self.error = self.receiver.error
         self._wait_for_parameters()
@@ -281,11 +302,10 @@ class Writer:
                 log.exception("closing the file failed")
             self.error = self.error or str(exc)
             reason = f"error: {self.error}"
-        self.stats.n_lost_frames = self.sequence.n_lost
-        self.stats.files = list(self.sink.written_paths)
-        self.stats.finish(reason)
+        self.end_reason = reason
+        self.timeline.finish()
         self._status = WriterStatus.ERROR if self.error else WriterStatus.FINISHED
-        log.info("acquisition ended (%s): %s", reason, self.stats.snapshot())
+        log.info("acquisition ended (%s): %s", reason, self.statistics())
         for callback in self._done_callbacks:
             try:
                 callback(self)
@@ -314,7 +334,8 @@ class Writer:
             return f"error: {self.error}"
         if self._killed.is_set():
             return "killed"
-        cause = self.receiver.end_cause
-        if cause == "idle_timeout":
+        if self.ledger.complete:
+            return "completed"
+        if self.receiver.end_cause == "idle_timeout":
             return f"stopped: no frame for {self.settings.idle_timeout:g} s (idle timeout)"
-        return "completed" if cause == "completed" else "stopped"
+        return "stopped"
