@@ -62,8 +62,8 @@ class Placement:
 
     accepted: list[ReceivedFrame] = field(default_factory=list)
     """The frames of the acquisition, their ``index`` set, in the order they came."""
-    rejected: list[tuple[FrameHeader, str]] = field(default_factory=list)
-    """The headers of the others, each with its reason."""
+    rejected: list[tuple[FrameHeader, str, int]] = field(default_factory=list)
+    """The headers of the others, each with its reason and that reason's count so far."""
 
 
 @dataclass(frozen=True)
@@ -179,41 +179,38 @@ class FrameLedger:
 
         Returns:
             The frames accepted, in order, and the headers of those that are no frame of
-            this acquisition, with the reason (counted here).
+            this acquisition, with the reason (counted here) and its count so far.
         """
         if not frames:
             return Placement()
         assert self._kind is not None, "decide() first"
         kind, first, n, gap = self._kind, self._first_id, self.n_frames, self.max_frame_gap
-        placed, out = self._placed, Placement()
+        placed, out, counts = self._placed, Placement(), self._rejected
         accepted, rejected = out.accepted, out.rejected
         with self._lock:
             for f in frames:
                 h = f.header
                 if (h.shape, h.type, h.endianness) != kind:
                     reason = "shape_changed" if h.shape != kind[0] else "type_changed"
-                    rejected.append((h, reason))
-                    continue
-                index = h.frame - first
-                if index < 0:
-                    rejected.append((h, "frame_before_first"))
-                elif index > placed.stop - 1 + gap:  # garbage must not stretch the run
-                    rejected.append((h, "implausible_frame_id"))
-                elif n and index >= n:
-                    rejected.append((h, "beyond_n_frames"))
-                elif not placed.add(index):
-                    rejected.append((h, "duplicate_frame_id"))
                 else:
-                    f.index = index
-                    accepted.append(f)
-            self._rejected.update(reason for _, reason in rejected)
+                    index = h.frame - first
+                    if index < 0:
+                        reason = "frame_before_first"
+                    elif index > placed.stop - 1 + gap:  # garbage must not stretch the run
+                        reason = "implausible_frame_id"
+                    elif n and index >= n:
+                        reason = "beyond_n_frames"
+                    elif not placed.add(index):
+                        reason = "duplicate_frame_id"
+                    else:
+                        f.index = index
+                        accepted.append(f)
+                        continue
+                counts[reason] += 1
+                rejected.append((h, reason, counts[reason]))
             if accepted:
                 self._last_fill = self.clock()
         return out
-
-    def rejected_count(self, reason: str) -> int:
-        """How many frames were rejected for ``reason`` so far."""
-        return self._rejected[reason]
 
     def explain(self, header: FrameHeader, reason: str) -> str:
         """A sentence for the log: why a frame was rejected for ``reason``."""

@@ -368,3 +368,42 @@ def test_a_per_frame_text_value_hdf5_cannot_store_is_left_out_for_that_frame(
     with h5py.File(tmp_path / "a.h5", "r") as f:
         assert f["entry/data"].shape == (7, 4, 6)
         assert [c.decode() for c in f["entry/comment"][()]] == ["ok", "", "", "5", "true", "", ""]
+
+
+def test_a_late_frame_fills_its_row_and_leaves_the_rows_flushed_before_as_they_were(
+    tmp_path: Path,
+) -> None:
+    ledger = FrameLedger(0)
+    sink = H5Sink(OutputFiles(str(tmp_path / "late.h5")), "data", ledger, flush_interval=0.0,
+                  layout=tomcat_engine())  # fmt: skip
+    frames = make_frames(ledger, 12, (4, 6), lambda i: {"tag": f"t{i}"})
+    sink.write([f for f in frames if f.index not in (5, 9)])  # 5 and 9 late; 10, 11 after 9
+    sink.flush_if_due()
+    sink.write([frames[5]])
+    sink.flush_if_due()
+    sink.close("completed")
+    with h5py.File(tmp_path / "late.h5", "r") as f:
+        group = f["measurement/acquisition/data"]
+        no_frame = np.iinfo(np.uint64).max
+        assert group["frame"][:].tolist() == [100 + i if i != 9 else no_frame for i in range(12)]
+        assert [t.decode() for t in group["tag"][:]] == [
+            f"t{i}" if i != 9 else "" for i in range(12)
+        ]
+        assert group["missing_frame_ids"][:].tolist() == [109]
+
+
+def test_per_frame_values_cost_no_chunks_across_a_long_gap(tmp_path: Path) -> None:
+    ledger = FrameLedger(0, max_frame_gap=10**6)
+    sink = H5Sink(OutputFiles(str(tmp_path / "gap.h5")), "data", ledger, flush_interval=0.0,
+                  layout=H5Layout(load_layout("nxtomo")))  # fmt: skip
+    frames = make_frames(ledger, 2, (4, 6), lambda i: {"angle": 1.5})
+    far = make_frames(FrameLedger(0), 1, (4, 6), lambda i: {"angle": 2.5})[0]
+    far.header = far.header.with_frame(100 + 500_000)
+    assert ledger.place([far]).accepted == [far]
+    sink.write([*frames, far])
+    sink.close("stopped")
+    with h5py.File(tmp_path / "gap.h5", "r") as f:
+        angle = f["entry/sample/rotation_angle"]
+        assert angle.shape[0] == 500_001
+        assert angle[0] == 1.5 and angle[500_000] == 2.5 and angle[250_000] == 0
+        assert angle.id.get_num_chunks() == 2  # two chunks of 4096 rows, nothing between

@@ -100,7 +100,9 @@ def test_a_stray_first_frame_far_away_does_not_move_the_start() -> None:
     ledger.decide(window)
     placement = ledger.place(window)
     assert [f.index for f in placement.accepted] == list(range(10))
-    assert [(h.frame, why) for h, why in placement.rejected] == [(10**15, "implausible_frame_id")]
+    assert [(h.frame, why, n) for h, why, n in placement.rejected] == [
+        (10**15, "implausible_frame_id", 1)
+    ]
     assert ledger.complete
 
 
@@ -153,7 +155,7 @@ def test_frames_that_do_not_belong_are_refused_by_reason_and_not_placed(
     ledger = started(20, max_frame_gap=10)
     assert accepted(ledger, *range(375, 375 + 15)) == list(range(15))
     placement = ledger.place(frames(frame_id))
-    assert placement.accepted == [] and [r for _, r in placement.rejected] == [reason]
+    assert placement.accepted == [] and [r for _, r, _ in placement.rejected] == [reason]
     assert ledger.snapshot().rejected_by_reason == {reason: 1}
     assert f"frame {frame_id} " in ledger.explain(placement.rejected[0][0], reason)
 
@@ -162,7 +164,9 @@ def test_a_frame_of_another_shape_or_type_is_refused() -> None:
     ledger = started(0)
     placement = ledger.place([frame(376, (3, 2)), frame(377, SHAPE, "int16"), frame(378)])
     assert [f.index for f in placement.accepted] == [3]
-    assert [r for _, r in placement.rejected] == ["shape_changed", "type_changed"]
+    assert [(r, n) for _, r, n in placement.rejected] == [("shape_changed", 1), ("type_changed", 1)]
+    again = ledger.place([frame(379, (3, 2)), frame(380, (3, 2))]).rejected
+    assert [n for _, _, n in again] == [2, 3]  # counted one by one: the log shows the first
 
 
 def test_frame_ids_grow_the_extent_by_at_most_the_gap_per_frame() -> None:

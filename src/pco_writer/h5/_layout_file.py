@@ -39,10 +39,12 @@ from pco_writer.h5._layout_values import (
     FileFacts,
     evaluate,
     hdf5_value,
+    runs_of,
 )
 from pco_writer.h5._open import open_for_frames
 from pco_writer.h5._space import INDEX_PER_FRAME, STRING_HEAP, STRING_REF, MetadataSize
 from pco_writer.layouts import Attribute, Dataset, Group, Layout, Link, ParameterSet, Source
+from pco_writer.runs import RunSet
 from pco_writer.statistics import iso_now
 
 __all__ = ["H5Layout", "LayoutFile"]
@@ -272,8 +274,11 @@ class LayoutFile:
             return
         pending.sort(key=lambda item: int(item[0]))
         locals_ = np.fromiter((local for local, _ in pending), np.int64, len(pending))
-        spans = _merged(_runs_of(locals_), self._unwritten)
-        written = [(int(a), int(b)) for a, b in _runs_of(locals_)]
+        written = runs_of(locals_)
+        known = RunSet()  # every row holding a frame, around these: gaps among them are safe
+        for a, b in self._rows.runs(written[0][0], written[-1][1]):
+            known.add_run(a, b)
+        spans = _merged(written, lambda a, b: known.count(a, b) == 0)
         for column in self._columns:
             ds = self._column_dataset(column)
             if column.is_header:
@@ -345,10 +350,6 @@ class LayoutFile:
         if ds.shape[0] < rows:
             ds.resize(rows, axis=0)
         return ds
-
-    def _unwritten(self, lo: int, hi: int) -> bool:
-        """True when no row of ``lo .. hi - 1`` holds a frame (safe to write fill values)."""
-        return not self._rows.runs(lo, hi)
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -595,16 +596,6 @@ def _sources(layout: Layout) -> list[tuple[str, Source]]:
 MERGE_ROWS = 4096
 """Rows of frames that never came, between frames, that are written with fill values (or a
 ramp's values) rather than left unallocated: small gaps read as before, long ones cost nothing."""
-
-
-def _runs_of(index: npt.NDArray[np.int64]) -> list[tuple[int, int]]:
-    """Sorted, distinct row numbers as runs ``(start, stop)``."""
-    if not len(index):
-        return []
-    breaks = np.flatnonzero(np.diff(index) != 1) + 1
-    starts = np.concatenate([[0], breaks])
-    stops = np.concatenate([breaks, [len(index)]])
-    return [(int(index[a]), int(index[b - 1]) + 1) for a, b in zip(starts, stops, strict=True)]
 
 
 def _merged(

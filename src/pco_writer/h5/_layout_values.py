@@ -23,7 +23,9 @@ from pco_writer.layouts import Dataset, Source
 from pco_writer.protocol import FrameHeader, is_storable_text
 from pco_writer.runs import RunSet
 
-__all__ = ["MISSING", "Column", "Env", "FileFacts", "evaluate", "describe", "hdf5_value"]
+__all__ = [
+    "MISSING", "Column", "Env", "FileFacts", "evaluate", "describe", "hdf5_value", "runs_of",
+]  # fmt: skip
 
 MISSING: Any = object()
 """A value not known (yet): an unset parameter, an end time before the close."""
@@ -168,6 +170,16 @@ def hdf5_value(value: Any, dtype: str | None) -> Any:
     return value
 
 
+def runs_of(index: npt.NDArray[np.int64]) -> list[tuple[int, int]]:
+    """Sorted, distinct row numbers as runs ``(start, stop)``."""
+    if not len(index):
+        return []
+    breaks = np.flatnonzero(np.diff(index) != 1) + 1
+    starts = np.concatenate([[0], breaks])
+    stops = np.concatenate([breaks, [len(index)]])
+    return [(int(index[a]), int(index[b - 1]) + 1) for a, b in zip(starts, stops, strict=True)]
+
+
 def _as_text(value: Any) -> str | None:
     """A header value as UTF-8 text for a string column: numbers as written, None when the
     value is no text (an object, a list) or cannot be stored (NUL, a lone surrogate)."""
@@ -230,8 +242,8 @@ class Column:
         if values is None:  # some value does not fit the dtype: one by one
             values, keep = self._one_by_one([v for _, v in pairs])
             index = index[keep]
-        for local in index.tolist():
-            self.has.add(local)
+        for a, b in runs_of(index):
+            self.has.add_run(a, b)
         return index, values
 
     def _converted(self, values: list[Any]) -> npt.NDArray[Any] | None:

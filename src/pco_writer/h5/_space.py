@@ -10,16 +10,15 @@ then ends with an error and the file keeps every frame written before.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import logging
 import os
 import resource
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from pco_writer.errors import OutputError
+from pco_writer.h5._libc import libc_function
 
 __all__ = ["DiskFullError", "MetadataSize", "SpaceKeeper", "space_left"]
 
@@ -80,19 +79,9 @@ SLACK = 8 << 20
 past the end of the file before it writes it."""
 
 
-def _load_fallocate() -> Callable[[int, int, int, int], int] | None:
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name, use_errno=True)
-        fn = libc.fallocate
-    except (OSError, AttributeError):  # not Linux
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_fallocate = _load_fallocate()
+_fallocate = libc_function(
+    "fallocate", [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+)
 
 
 class SpaceKeeper:

@@ -12,10 +12,10 @@ two windows of data are ever dirty, which bounds what a power cut can take.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
-from collections.abc import Callable
+
+from pco_writer.h5._libc import libc_function
 
 __all__ = ["WriteBehind", "WINDOW_BYTES"]
 
@@ -25,20 +25,9 @@ WINDOW_BYTES = 64 << 20
 _WAIT_BEFORE, _WRITE, _WAIT_AFTER = 1, 2, 4
 
 
-def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    name = ctypes.util.find_library("c")
-    try:
-        func = ctypes.CDLL(name, use_errno=True).sync_file_range if name else None
-    except (OSError, AttributeError):
-        return None
-    if func is None:
-        return None
-    func.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    func.restype = ctypes.c_int
-    return func
-
-
-_sync_file_range = _load_sync_file_range()
+_sync_file_range = libc_function(
+    "sync_file_range", [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+)
 
 
 class WriteBehind:

@@ -259,11 +259,11 @@ class Writer:
     def _write(self, batch: list[ReceivedFrame]) -> None:
         """Place a batch in the acquisition and write the frames that belong to it."""
         placement = self.ledger.place(batch)
-        for header, reason in placement.rejected:
-            if should_log(self.ledger.rejected_count(reason)):
+        for header, reason, n in placement.rejected:
+            if should_log(n):
                 log.warning(
-                    "rejected frame (%s, %d so far): %s", reason,
-                    self.ledger.rejected_count(reason), self.ledger.explain(header, reason),
+                    "rejected frame (%s, %d so far): %s", reason, n,
+                    self.ledger.explain(header, reason),
                 )  # fmt: skip
         if placement.accepted:
             self.sink.write(placement.accepted)
