@@ -120,6 +120,42 @@ def test_every_mistake_is_reported_at_once() -> None:
     assert "/c: link target '/x'" in text
 
 
+def test_a_wrong_parameter_or_node_hides_no_other_mistake() -> None:
+    """A user saw 2 mistakes, fixed them, and only then a third: a parameter or node that is
+    wrong itself used to stop the checks of the rest."""
+    raw = {
+        "name": "t",
+        "parameters": {"energy": {"type": "NX_FLOT"}, "sample": {"type": "NX_CHAR", "requird": 1}},
+        "tree": {
+            "entry": {
+                "NX_class": "NXentry",
+                "colour": "red",  # the group itself is wrong: its entries are still checked
+                "entries": {
+                    "data": {"frames": {"apend": True}},  # wrong, but still the frames dataset
+                    "angle": {"header": "angle", "colour": 1},
+                    "origin": {"writer": "origin", "of": "/entry/angle"},
+                    "plot": {"link": "/entry/angle"},
+                    "e": {"parameter": "energy"},  # declared, though wrong: no extra mistake
+                    "typo": {"parameter": "energi"},
+                    "x": {"value": 1, "dtype": "flot"},
+                },
+            }
+        },
+    }
+    with pytest.raises(LayoutError) as info:
+        parse_layout(raw)
+    lines = [line.strip() for line in str(info.value).splitlines()[1:]]
+    expected = [
+        "parameters.energy: type:", "parameters.sample: unknown key 'requird'",
+        "/entry: unknown key 'colour'", "/entry/data: unknown key 'frames.apend'",
+        "/entry/angle: unknown key 'colour'", "/entry/typo: parameter 'energi' is not declared",
+        "/entry/x: dtype 'flot'",
+    ]  # fmt: skip
+    assert len(lines) == len(expected), lines
+    for prefix in expected:
+        assert sum(line.startswith(prefix) for line in lines) == 1, (prefix, lines)
+
+
 def test_a_layout_needs_exactly_one_frames_dataset() -> None:
     with pytest.raises(LayoutError, match="exactly one dataset with 'frames'.*found 0"):
         parse_layout({"name": "t", "tree": {"x": 1}})

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from pco_writer.errors import ConfigError, LayoutError, describe_error
 from pco_writer.layouts._model import (
     Dataset,
+    Frames,
     Group,
     Layout,
     Link,
@@ -77,23 +78,42 @@ def load_layout(name_or_file: str) -> Layout:
 def parse_layout(raw: Any, origin: str = "layout") -> Layout:
     """Build and check a layout from parsed YAML/JSON.
 
+    Every mistake is found in one pass: a part that is wrong itself (a parameter, a node, the
+    head) is reported and replaced by a stand-in while the rest is checked, so a mistake
+    never hides another one, and a stand-in adds no mistake of its own.
+
     Raises:
         LayoutError: listing every mistake, each with its node path.
     """
     errors: list[str] = []
     if not isinstance(raw, dict):
         raise LayoutError(f"{origin}: must be a mapping with name, parameters and tree")
+    head = {k: v for k, v in raw.items() if k not in ("tree", "parameters")}
+    layout = _validate(Layout, head, "", errors) or Layout(name=str(raw.get("name", "?")))
+    parameters = _parameters(raw.get("parameters", {}), errors)
     tree = _entries(raw.get("tree", {}), "", errors)
-    head = {k: v for k, v in raw.items() if k != "tree"}
-    layout = _validate(Layout, head, "", errors)
-    if layout is not None:
-        layout = layout.model_copy(update={"tree": tree})
-        _check_layout(layout, errors)
+    layout = layout.model_copy(update={"tree": tree, "parameters": parameters})
+    _check_layout(layout, errors)
     if errors:
         listing = "\n  ".join(errors)
         raise LayoutError(f"{origin} has {len(errors)} mistake(s):\n  {listing}")
-    assert layout is not None
     return layout
+
+
+def _parameters(raw: Any, errors: list[str]) -> dict[str, Parameter]:
+    """Each parameter checked alone; a wrong one stays declared (as text) for the checks."""
+    if not isinstance(raw, dict):
+        errors.append("parameters: must be a mapping of names to {type: NX_..., ...}")
+        return {}
+    out: dict[str, Parameter] = {}
+    for name, spec in raw.items():
+        where = f"parameters.{name}"
+        if not isinstance(spec, dict):
+            errors.append(f"{where}: expected a mapping such as {{type: NX_FLOAT}} (got {spec!r})")
+            out[str(name)] = _STAND_IN_PARAMETER
+            continue
+        out[str(name)] = _validate(Parameter, spec, where, errors) or _STAND_IN_PARAMETER
+    return out
 
 
 def _entries(raw: Any, path: str, errors: list[str]) -> dict[str, Node]:
@@ -122,15 +142,29 @@ def _node(raw: Any, path: str, errors: list[str]) -> Node | None:
     if "entries" in raw or "NX_class" in raw:
         entries = _entries(raw.get("entries", {}), path, errors)
         group = _validate(Group, {k: v for k, v in raw.items() if k != "entries"}, path, errors)
-        return group.model_copy(update={"entries": entries}) if group else None
+        return (group or Group()).model_copy(update={"entries": entries})
     if "frames" in raw or any(k in raw for k in _SOURCE_KEYS):
-        return _validate(Dataset, raw, path, errors)
+        return _validate(Dataset, raw, path, errors) or _stand_in_dataset(raw)
     errors.append(
         f"{path}: cannot tell what this node is; a group has NX_class or entries, a dataset "
         f"one of {', '.join(_SOURCE_KEYS)} or frames, a link has link (keys given: "
         f"{', '.join(map(str, raw)) or 'none'})"
     )
     return None
+
+
+_STAND_IN_PARAMETER = Parameter(type="NX_CHAR")
+"""In place of a parameter that is wrong itself: it is still declared for the other checks."""
+
+
+def _stand_in_dataset(raw: dict[str, Any]) -> Dataset:
+    """In place of a dataset that is wrong itself, so that the frames count, links and
+    ``of:`` that name it are checked as if it were right (and add no mistake of their own)."""
+    if "frames" in raw:
+        return Dataset(frames=Frames(append=True))
+    if raw.get("per_frame") is True or "header" in raw or "linear" in raw:
+        return Dataset(header="frame")
+    return Dataset(value=0)
 
 
 def _validate(model: type[M], raw: dict[str, Any], path: str, errors: list[str]) -> M | None:
