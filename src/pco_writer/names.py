@@ -1,29 +1,38 @@
 """Rules for user-given names that every layer shares; pure, importable without h5py.
 
 Each rule is here once and the client, the control server and the writer call it (mostly
-through the field types of ``pco_writer.settings``): the dataset name, the compression
-names, the output template and its file-number placeholder, and ``scheme://HOST:PORT``
-addresses. See docs/decisions/0051-one-owner-per-naming-rule.md.
+through the field types of ``pco_writer.settings``): the dataset name (and which names are
+usual), the compression names, the layout name, the output template and its file-number
+placeholder, and ``scheme://HOST:PORT`` addresses.
+See docs/decisions/0051-one-owner-per-naming-rule.md.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
+from functools import cache
+from importlib import resources
 from typing import Literal, get_args
 
 from pco_writer.errors import ConfigError
 
 __all__ = [
     "COMPRESSIONS",
+    "LAYOUT_FILE_SUFFIXES",
+    "USUAL_DATASET_NAMES",
     "Compression",
     "around_file_number",
+    "builtin_layouts",
     "check_address",
+    "check_layout_name",
     "check_output_template",
     "file_number_regex",
     "has_file_number",
     "needs_file_number",
+    "unusual_dataset_name",
     "validate_dataset_name",
     "with_file_number",
 ]
@@ -52,6 +61,60 @@ def validate_dataset_name(name: str) -> str:
             "starting with a letter, digit or '_' (e.g. data, data_white, data_black)"
         )
     return name
+
+
+USUAL_DATASET_NAMES = ("data", "data_white", "data_black")
+"""Projections, flats and darks: the names TOMCAT's readers and the nxtomo layout know."""
+
+
+def unusual_dataset_name(name: str) -> str | None:
+    """A warning when ``name`` is not one of :data:`USUAL_DATASET_NAMES` (a typo such as
+    ``data_blak`` is otherwise written silently), None for a usual name.
+
+    Only a warning: a layout of one's own may use any valid name.
+    """
+    if name in USUAL_DATASET_NAMES:
+        return None
+    close = difflib.get_close_matches(name.lower(), USUAL_DATASET_NAMES, n=1, cutoff=0.7)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return (
+        f"dataset_name {name!r} is not one of the usual names {', '.join(USUAL_DATASET_NAMES)} "
+        f"(projections, flats, darks); {hint}readers of TOMCAT and NXtomo files look for those"
+    )
+
+
+# --- layouts ----------------------------------------------------------------------------------
+
+LAYOUT_FILE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+@cache
+def builtin_layouts() -> tuple[str, ...]:
+    """The names of the layouts shipped with the package (tomcat, nxtomo)."""
+    folder = resources.files("pco_writer") / "layouts" / "builtin"  # not importing the package
+    return tuple(sorted(p.name[: -len(".yaml")] for p in folder.iterdir()
+                        if p.name.endswith(".yaml")))  # fmt: skip
+
+
+def check_layout_name(layout: str) -> str:
+    """A built-in layout name, or a layout file: a path with a folder or a YAML/JSON suffix.
+
+    Decided from the text alone, so that the client refuses a misspelt built-in name
+    (``nxtom``) where it cannot see the server's files.
+
+    Raises:
+        ConfigError: naming the built-in layouts and the closest one.
+    """
+    names = builtin_layouts()
+    is_path = "/" in layout or layout.lower().endswith(LAYOUT_FILE_SUFFIXES)
+    if layout in names or is_path:
+        return layout
+    close = difflib.get_close_matches(layout, names, n=1)
+    raise ConfigError(
+        f"layout {layout!r} is neither a built-in layout ({', '.join(names)}) nor a layout "
+        f"file (a path ending in {', '.join(LAYOUT_FILE_SUFFIXES)})"
+        + (f"; did you mean {close[0]!r}?" if close else "")
+    )
 
 
 # --- the output template and its file number -------------------------------------------------

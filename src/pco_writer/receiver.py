@@ -24,6 +24,7 @@ from pco_writer.buffer import FrameBuffer, ReceivedFrame, Slot
 from pco_writer.codecs import check_chunk, check_encoding, payload_room
 from pco_writer.errors import ProtocolError
 from pco_writer.protocol import FrameHeader, HeaderParser, check_payload
+from pco_writer.settings import NO_FRAME_NOTICE_S
 from pco_writer.statistics import StreamCounts
 
 __all__ = ["Receiver", "ReceiverSettings"]
@@ -107,17 +108,22 @@ class Receiver:
 
     def _loop(self, sock: zmq.Socket[Any]) -> str:
         last_message = time.monotonic()
-        idle = self.settings.idle_timeout
+        idle, notice = self.settings.idle_timeout, NO_FRAME_NOTICE_S
         while not self.stop_event.is_set():
             try:
                 header_part = sock.recv(zmq.NOBLOCK)
             except zmq.Again:
-                if idle and time.monotonic() - last_message > idle:
+                quiet = time.monotonic() - last_message
+                if idle and quiet > idle:
                     log.warning("no message for %.1f s: ending the acquisition", idle)
                     return "idle_timeout"
+                if quiet >= notice:  # a wrong address must not go unnoticed: say so, less often
+                    log.warning("no frame from %s for %.0f s; is the camera sending to this "
+                                "address?", self.settings.address, quiet)  # fmt: skip
+                    notice *= 2
                 sock.poll(_POLL_MS)
                 continue
-            last_message = time.monotonic()
+            last_message, notice = time.monotonic(), NO_FRAME_NOTICE_S
             if not self._receive_frame(sock, header_part):
                 return "stopped"
         return "stopped"

@@ -25,6 +25,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     TypeAdapter,
     ValidationError,
 )
@@ -33,6 +34,7 @@ from pco_writer.errors import ConfigError, describe_validation
 from pco_writer.names import (
     Compression,
     check_address,
+    check_layout_name,
     check_output_template,
     validate_dataset_name,
 )
@@ -41,6 +43,7 @@ __all__ = [
     "DEFAULT_BUFFER_BYTES",
     "DEFAULT_MAX_FRAME_GAP",
     "INT64_MAX",
+    "NO_FRAME_NOTICE_S",
     "AcquisitionSettings",
     "ByteCount",
     "CameraAddress",
@@ -59,6 +62,9 @@ __all__ = [
 INT64_MAX = 2**63 - 1  # the writer keeps counts and ids in int64: beyond, it would die mid-run
 DEFAULT_BUFFER_BYTES = 1 << 30
 DEFAULT_MAX_FRAME_GAP = 100_000
+NO_FRAME_NOTICE_S = 5.0
+"""After this long without a frame the writer's log and the client's progress say so (a wrong
+camera address must not look like a slow start)."""
 _SIZE_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
@@ -89,12 +95,17 @@ UserId = Annotated[int, Field(ge=-1, le=INT64_MAX)]
 """A numeric user id; -1 for none."""
 Port = Annotated[int, Field(ge=1, le=65535)]
 """A TCP port."""
-LayoutName = Annotated[str, Field(min_length=1, max_length=4096, pattern=r"\S")]
-"""A built-in layout name or a layout file."""
+LayoutName = Annotated[
+    str, Field(min_length=1, max_length=4096, pattern=r"\S"), AfterValidator(check_layout_name)
+]
+"""A built-in layout name or a layout file (a path with a folder or a .yaml/.yml/.json suffix)."""
 ByteCount = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
 """A size in bytes; text may say ``1G``, ``512M``, ``64K``."""
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 """A duration in seconds."""
+ParameterValues = Annotated[dict[str, JsonValue], Field(max_length=1000)]
+"""Layout parameters by name: text, numbers, booleans or lists of them (checked against the
+layout at the start)."""
 
 
 # --- the models -------------------------------------------------------------------------------
@@ -121,6 +132,12 @@ class RequestSettings(BaseModel):
     """Chunk compression: bitshuffle-lz4 (HDF5 filter 32008) or blosc-lz4 (32001)."""
     layout: LayoutName = "tomcat"
     """The file layout: a built-in one (tomcat, nxtomo) or a layout file (YAML or JSON)."""
+    idle_timeout: Seconds = 0.0
+    """Seconds without a message (from the start, or since the last one) after which the run
+    ends; 0 waits for ever. A run that ends without a frame written is an error."""
+    parameters: ParameterValues = Field(default_factory=dict)
+    """Values of the layout's parameters, written into the file (e.g. {"sample_name":
+    "foam"}); names and types are checked against the layout at the start."""
 
 
 class AcquisitionSettings(RequestSettings):
@@ -142,8 +159,6 @@ class AcquisitionSettings(RequestSettings):
     slows the camera down."""
     max_frame_gap: Annotated[int, Field(gt=0, le=INT64_MAX)] = DEFAULT_MAX_FRAME_GAP
     """A frame id more than this many ids beyond the highest seen is rejected as implausible."""
-    idle_timeout: Seconds = 0.0
-    """Seconds without a message after which the run finishes; 0 waits for ever."""
     flush_interval: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = 1.0
     """Seconds between flushes to disk: what a crash can lose at most."""
     compression_threads: Annotated[int, Field(ge=0, le=64)] = 0

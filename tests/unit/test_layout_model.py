@@ -16,6 +16,7 @@ from pco_writer.layouts import (
     ParameterSet,
     builtin_names,
     load_layout,
+    parameter_from_text,
     parse_layout,
 )
 
@@ -235,3 +236,23 @@ def test_parameters_set_once_the_file_is_being_closed_are_refused_not_lost() -> 
     with pytest.raises(StateError, match="being closed; set them before it ends"):
         params.set({"sample_name": "late"})
     assert params.given() == {"sample_name": "wood"}
+
+
+@pytest.mark.parametrize(
+    ("text", "nx_type", "value"),
+    [
+        ("2024", "NX_CHAR", "2024"),  # a text parameter keeps its text
+        ("120.5", "NX_FLOAT", 120.5),
+        ("3", "NX_INT", 3),
+        ("3.5", "NX_INT", 3.5),  # converted as written: the check refuses it by its type
+        ("yes", "NX_BOOLEAN", True),
+        ("off", "NX_BOOLEAN", False),
+        ("far", "NX_FLOAT", "far"),
+        ("[1, 2]", None, [1, 2]),  # no layout at hand: JSON where it parses
+        ("foam", None, "foam"),
+    ],
+)
+def test_a_parameter_typed_on_the_command_line_takes_the_layouts_type(
+    text: str, nx_type: str | None, value: object
+) -> None:
+    assert parameter_from_text(text, nx_type) == value

@@ -20,6 +20,7 @@ from pco_writer.control._config import CameraConfig
 from pco_writer.control._request import writer_settings
 from pco_writer.errors import ConfigError
 from pco_writer.h5 import OutputFiles
+from pco_writer.names import USUAL_DATASET_NAMES, check_layout_name, unusual_dataset_name
 from pco_writer.settings import AcquisitionSettings
 
 CAMERA = "tcp://127.0.0.1:8080"
@@ -155,6 +156,9 @@ def test_the_client_takes_ipv6_and_https_server_addresses(address: str) -> None:
         ("compression", "gzip", False),
         ("layout", "nxtomo", True),
         ("layout", " ", False),
+        ("layout", "nxtom", False),  # a misspelt built-in name, not a file
+        ("layout", "mine.yaml", True),
+        ("layout", "layouts/mine", True),
     ],
 )
 def test_client_server_and_writer_accept_the_same_values(
@@ -173,3 +177,29 @@ def _accepted(make: Any) -> bool:
     except (ConfigError, ClientError, ValidationError):
         return False
     return True
+
+
+# --- layouts and dataset names a user may mistype ------------------------------------------
+
+
+def test_a_misspelt_built_in_layout_is_refused_with_the_closest_name() -> None:
+    with pytest.raises(ConfigError) as info:
+        check_layout_name("nxtom")
+    assert "neither a built-in layout (nxtomo, tomcat)" in str(info.value)
+    assert "did you mean 'nxtomo'?" in str(info.value)
+    for good in ("tomcat", "mine.yaml", "MINE.JSON", "setups/mine", "~/l.yml"):
+        assert check_layout_name(good) == good
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [("data_blak", "data_black"), ("data_whte", "data_white"), ("Data", "data"),
+     ("projections", None)],
+)  # fmt: skip
+def test_an_unusual_dataset_name_gets_a_warning_with_the_closest_usual_one(
+    name: str, hint: str | None
+) -> None:
+    warning = unusual_dataset_name(name)
+    assert warning is not None and f"dataset_name {name!r} is not one of the usual" in warning
+    assert (f"did you mean {hint!r}?" in warning) if hint else ("did you mean" not in warning)
+    assert [unusual_dataset_name(n) for n in USUAL_DATASET_NAMES] == [None, None, None]

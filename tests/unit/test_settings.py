@@ -39,6 +39,7 @@ UNUSUAL: dict[str, Any] = {
     "flush_interval": 0.25,
     "compression_threads": 3,
     "data_root": "/data",
+    "parameters": {"sample_name": "foam", "distance": 120.5, "flags": [1, 2]},
 }
 
 
@@ -117,7 +118,8 @@ def test_a_bad_setting_names_its_flag(argv: list[str], words: str) -> None:
 
 def test_a_start_request_becomes_the_settings_field_by_field() -> None:
     """Every field a start request shares with the settings is carried over by name."""
-    wire = {name: str(UNUSUAL[name]) for name in RequestSettings.model_fields}
+    wire: dict[str, Any] = {name: str(UNUSUAL[name]) for name in RequestSettings.model_fields}
+    wire["parameters"] = UNUSUAL["parameters"]  # a JSON object, the one value that is no text
     request = StartRequest.model_validate(
         {
             **wire,

@@ -15,7 +15,12 @@ from pco_writer.layouts._model import (
     Parameter,
     Source,
 )
-from pco_writer.layouts._parameters import ParameterSet, check_value
+from pco_writer.layouts._parameters import (
+    ParameterSet,
+    check_parameters,
+    check_value,
+    parameter_from_text,
+)
 
 __all__ = [
     "NX_TYPES",
@@ -32,8 +37,10 @@ __all__ = [
     "ParameterSet",
     "Source",
     "builtin_names",
+    "check_parameters",
     "check_value",
     "load_layout",
+    "parameter_from_text",
     "parse_layout",
     "read_layout_text",
 ]

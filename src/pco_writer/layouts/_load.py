@@ -28,6 +28,7 @@ from pco_writer.layouts._model import (
     Source,
 )
 from pco_writer.layouts._parameters import check_value
+from pco_writer.names import builtin_layouts
 
 __all__ = ["builtin_names", "load_layout", "parse_layout", "read_layout_text"]
 
@@ -38,10 +39,7 @@ _NAME = re.compile(r"^[^/{}]+$|^[^/]*\{dataset_name\}[^/]*$")
 
 def builtin_names() -> list[str]:
     """The names of the layouts shipped with the package."""
-    folder = resources.files("pco_writer.layouts") / "builtin"
-    return sorted(
-        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
-    )
+    return list(builtin_layouts())
 
 
 def read_layout_text(name_or_file: str) -> tuple[str, str]:

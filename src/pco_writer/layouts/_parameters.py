@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from collections.abc import Mapping
@@ -12,7 +13,7 @@ from pco_writer.errors import ConfigError, StateError
 from pco_writer.layouts._model import Parameter
 from pco_writer.protocol import is_storable_text
 
-__all__ = ["ParameterSet", "check_value"]
+__all__ = ["ParameterSet", "check_parameters", "check_value", "parameter_from_text"]
 
 _INT64 = (-(2**63), 2**63 - 1)
 _EXPECTED = {
@@ -38,6 +39,58 @@ def check_value(name: str, nx_type: str, value: Any) -> Any:
             f"parameter {name!r} is {nx_type} and takes {_EXPECTED[nx_type]}, got {_shown(value)}"
         )
     return float(value) if nx_type == "NX_FLOAT" else value
+
+
+def check_parameters(
+    declared: Mapping[str, Parameter], values: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The values as they will be written, checked against the parameters a layout declares.
+
+    Raises:
+        ConfigError: every unknown name and every value of the wrong type, in one message.
+    """
+    problems = []
+    unknown = sorted(set(values) - set(declared))
+    if unknown:
+        problems.append(
+            f"unknown parameter(s) {', '.join(unknown)}; this layout takes "
+            f"{', '.join(declared) or 'no parameters'}"
+        )
+    checked = {}
+    for name, value in values.items():
+        if name in declared:
+            try:
+                checked[name] = check_value(name, declared[name].type, value)
+            except ConfigError as exc:
+                problems.append(str(exc))
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return checked
+
+
+_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+def parameter_from_text(text: str, nx_type: str | None = None) -> Any:
+    """A value typed on a command line (``--param distance=120.5``), made the layout's type.
+
+    Text parameters keep the text as it is (``--param title=2024`` is the text "2024"); with
+    no type known (a layout file only the server sees) JSON is read where it parses
+    (numbers, true, lists) and the rest is text. What does not convert stays text, for
+    :func:`check_value` to refuse with its message.
+    """
+    if nx_type in ("NX_CHAR", "NX_DATE_TIME"):
+        return text
+    if nx_type == "NX_BOOLEAN":
+        word = text.strip().lower()
+        return True if word in _TRUE else False if word in _FALSE else text
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    if nx_type is None or isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    return text
 
 
 def _conforms(nx_type: str, value: Any) -> bool:
@@ -107,13 +160,7 @@ class ParameterSet:
             ConfigError: an undeclared name or a value of the wrong type.
             StateError: after :meth:`close`.
         """
-        unknown = sorted(set(values) - set(self.declared))
-        if unknown:
-            raise ConfigError(
-                f"unknown parameter(s) {', '.join(unknown)}; this layout takes "
-                f"{', '.join(self.declared) or 'no parameters'}"
-            )
-        checked = {k: check_value(k, self.declared[k].type, v) for k, v in values.items()}
+        checked = check_parameters(self.declared, values)
         with self._lock:
             if self._closed:
                 raise StateError(

@@ -29,6 +29,7 @@ from pco_writer.h5 import H5Sink, OutputFiles
 from pco_writer.h5._layout_file import H5Layout
 from pco_writer.layouts import ParameterSet, load_layout
 from pco_writer.ledger import FrameLedger, by_id
+from pco_writer.names import unusual_dataset_name
 from pco_writer.receiver import Receiver, ReceiverSettings, should_log
 from pco_writer.settings import AcquisitionSettings
 from pco_writer.statistics import Timeline, statistics
@@ -72,6 +73,10 @@ class Writer:
         self._status = WriterStatus.CREATED
         self.layout = load_layout(settings.layout)
         self.parameter_set = ParameterSet(self.layout.parameters)
+        if settings.parameters:  # given with the start: checked before anything is written
+            self.parameter_set.set(settings.parameters)
+        if warning := unusual_dataset_name(settings.dataset_name):
+            log.warning("%s", warning)
         self.missing_parameters: list[str] = []
         self._give_up_waiting = threading.Event()
         self._killed = threading.Event()
@@ -292,6 +297,9 @@ class Writer:
         self._drop_the_rest()  # also a frame the receiver committed after a kill
         if self.receiver.error and not self.error:
             self.error = self.receiver.error
+        if not self.error and not self.ledger.n_written:
+            self.error = self._nothing_written()
+            log.error("%s", self.error)
         self._wait_for_parameters()
         self.parameter_set.close()  # a value set from now on would miss the file: refused
         reason = self._end_reason()
@@ -328,6 +336,23 @@ class Writer:
         self.missing_parameters = self.parameter_set.missing_required()
         if self.missing_parameters:
             log.warning("writing without parameter(s) %s", ", ".join(self.missing_parameters))
+
+    def _nothing_written(self) -> str:
+        """Why a run ended without a frame: an error, which says where the writer listened."""
+        ending, stats = self._end_reason(), self.statistics()
+        address, waited = self.settings.connect, self.timeline.duration_sec
+        received, invalid = stats["n_received_frames"], stats["n_invalid_frames"]
+        if not received and not invalid:
+            return (
+                f"no frame written: nothing came from {address} in {waited:.1f} s ({ending}); "
+                "is the camera sending to that address? check the connection address"
+            )
+        why = {**stats["invalid_by_reason"], **stats["lost_by_reason"]}
+        reasons = ", ".join(f"{reason} {n}" for reason, n in sorted(why.items()))
+        return (
+            f"no frame written: {received} frame(s) and {invalid} bad message(s) came from "
+            f"{address} in {waited:.1f} s ({ending}), none written ({reasons or 'none placed'})"
+        )
 
     def _end_reason(self) -> str:
         if self.error:
