@@ -10,6 +10,8 @@ PcoWriterError
 ├── StateError              an operation does not fit the writer's current state
 ├── AuthError               a state-changing request without the configured token
 └── ClientError             the client could not get what it asked from a server
+
+UnusualNameWarning          a valid name that looks like a mistake (``data_blak``)
 ```
 
 Every message names the thing that was wrong and, where there is one, what to do.
@@ -110,3 +112,8 @@ class AuthError(PcoWriterError):
 
 class ClientError(PcoWriterError):
     """A server did not do what the client asked; the message carries the server's reason."""
+
+
+class UnusualNameWarning(UserWarning):
+    """A valid name that looks like a mistake (a dataset name that is not one of the usual
+    ones); silence it with ``warnings.simplefilter("ignore", UnusualNameWarning)``."""

@@ -71,9 +71,10 @@ def unusual_dataset_name(name: str) -> str | None:
     """A warning when ``name`` is not one of :data:`USUAL_DATASET_NAMES` (a typo such as
     ``data_blak`` is otherwise written silently), None for a usual name.
 
-    Only a warning: a layout of one's own may use any valid name.
+    Only a warning: a layout of one's own may use any valid name. A name that is not valid
+    gets None here (:func:`validate_dataset_name` refuses it).
     """
-    if name in USUAL_DATASET_NAMES:
+    if name in USUAL_DATASET_NAMES or not isinstance(name, str) or not _DATASET_NAME.match(name):
         return None
     close = difflib.get_close_matches(name.lower(), USUAL_DATASET_NAMES, n=1, cutoff=0.7)
     hint = f"did you mean {close[0]!r}? " if close else ""

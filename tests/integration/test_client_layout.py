@@ -44,16 +44,21 @@ def test_the_default_layout_is_not_sent_so_the_request_stays_pco_rclients(server
 @pytest.mark.parametrize(
     ("layout", "words"),
     [
-        ("/etc/hostname", "neither a built-in layout"),
+        ("{outside}", "neither a built-in layout"),  # a good file, but not below the data root
+        ("/etc/hostname", "must be a mapping"),  # the client sees it: refused before the server
         ("no-such-layout", "neither a built-in layout"),
-        ("bad.yaml", "layout 'bad.yaml'"),
+        ("bad.yaml", "layout 'bad.yaml'"),  # relative: the server's, below its data root
     ],
 )
 def test_a_layout_outside_the_root_or_with_mistakes_is_refused_before_any_spawn(
     server, tmp_path: Path, layout: str, words: str
 ) -> None:
     (tmp_path / "bad.yaml").write_text("name: bad\ntree:\n  entry: {NX_class: 5}\n")
-    pco = client(server, "tcp://127.0.0.1:1", tmp_path / "x.h5", layout=layout)
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.yaml"
+    outside.write_text("name: good\ntree:\n  '{dataset_name}': {frames: {}}\n")
+    pco = client(server, "tcp://127.0.0.1:1", tmp_path / "x.h5",
+                 layout=layout.format(outside=outside))  # fmt: skip
     with pco, pytest.raises(ClientError, match=words):
         pco.start(timeout=5)
     assert not (tmp_path / "x.h5").exists()
+    outside.unlink()

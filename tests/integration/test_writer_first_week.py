@@ -10,14 +10,19 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any
 
 import h5py
+import httpx
 import pytest
 from _control_helpers import wait_for
 from _stream_helpers import camera, finish, frame, running_writer
 
+from pco_writer.api import serve_writer
 from pco_writer.errors import ConfigError
+from pco_writer.h5 import H5Sink
 from pco_writer.settings import AcquisitionSettings
 from pco_writer.writer import Writer, WriterStatus
 
@@ -140,3 +145,36 @@ def test_an_unusual_dataset_name_is_written_with_a_warning(
                                    dataset_name="data_blak"))  # fmt: skip
     assert "dataset_name 'data_blak' is not one of the usual names" in caplog.text
     assert "did you mean 'data_black'?" in caplog.text
+
+
+def test_a_kill_answers_how_many_frames_were_written_and_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user saw ``kill: unconfigured`` and ``n_lost_frames=0`` beside 653 dropped."""
+    writing, go_on = threading.Event(), threading.Event()
+    real_write = H5Sink.write
+
+    def slow_write(self: H5Sink, frames: Any) -> None:  # a disk that stalls
+        writing.set()
+        go_on.wait(10)
+        real_write(self, frames)
+
+    monkeypatch.setattr(H5Sink, "write", slow_write)
+    with camera() as cam, running_writer(connect=cam.address, output=str(tmp_path / "k.h5"),
+                                         n_frames=0) as writer:  # fmt: skip
+        service = serve_writer(writer, "127.0.0.1", 0, linger=0)
+        try:
+            for i in range(5):
+                cam.send(frame(FIRST + i))
+            assert writing.wait(10), "the first frames never reached the file"
+            for i in range(5, 50):  # these wait in the buffer: a kill drops them
+                cam.send(frame(FIRST + i))
+            wait_for(lambda: writer.statistics()["n_received_frames"] == 50, what="50 frames")
+            threading.Timer(0.3, go_on.set).start()  # the stalled write ends after the kill
+            answer = httpx.get(f"{service.url}/kill", timeout=10).json()
+        finally:
+            go_on.set()
+            service()
+    assert (answer["status"], answer["writer_status"]) == ("killed", "finished")
+    assert answer["message"] == "killed: 5 written, 45 dropped"
+    assert (answer["n_dropped_frames"], answer["n_lost_frames"]) == (45, 45)

@@ -29,6 +29,9 @@ class FakeWriter:
         self.calls: list[str] = []
         self.callbacks: list[Callable[[Any], None]] = []
         self.done = False
+        self.ends_when_told = True
+        self.end_reason = ""
+        self.dropped = 0
 
     def statistics(self) -> dict[str, Any]:
         return {
@@ -36,14 +39,19 @@ class FakeWriter:
             "first_frame_id": 7, "user_id": 503, "start_time": "t0", "end_time": "",
             "receiving_rate": 12.5, "writing_rate": 10.0, "duration_sec": 0.4,
             "output_file": "/d/a.h5", "dataset_name": "data", "status": self.status,
-            "error": self.error,
+            "error": self.error, "end_reason": self.end_reason,
+            "n_dropped_frames": self.dropped,
         }  # fmt: skip
 
     def stop(self) -> None:
         self.calls.append("stop")
+        if self.ends_when_told:
+            self.status, self.done, self.end_reason = "finished", True, "stopped"
 
     def kill(self) -> None:
         self.calls.append("kill")
+        if self.ends_when_told:
+            self.status, self.done, self.end_reason, self.dropped = "finished", True, "killed", 1
 
     def parameters(self) -> dict[str, Any]:
         return self.parameter_set.given()
@@ -101,17 +109,36 @@ def test_statistics_are_real_json_numbers_without_nulls(api: httpx.Client) -> No
     assert None not in stats.values()
 
 
-def test_stop_stops_the_writer_and_answers_its_status(
+def test_stop_answers_the_state_it_led_to_not_the_one_before(
     api: httpx.Client, writer: FakeWriter
 ) -> None:
     answer = api.get("/stop").json()
     assert writer.calls == ["stop"]
-    assert answer["success"] is True and answer["status"] == "receiving"
+    assert answer["success"] is True and answer["status"] == "finished"
+    assert answer["message"] == "stopped: 3 of 10 written"
 
 
-def test_kill_kills_the_writer_and_answers_killed(api: httpx.Client, writer: FakeWriter) -> None:
-    assert api.get("/kill").json()["status"] == "killed"
+def test_stop_answers_within_a_bound_when_the_writer_is_still_busy(writer: FakeWriter) -> None:
+    writer.ends_when_told = False
+    server = ServerThread(build_app(writer, end_wait=0.3), "127.0.0.1", 0).start()
+    try:
+        started = time.monotonic()
+        answer = httpx.get(f"{server.url}/stop", timeout=5).json()
+    finally:
+        server.stop()
+    assert time.monotonic() - started < 3
+    assert answer["status"] == "receiving"
+    assert answer["message"] == "3 written so far; the writer is receiving"
+
+
+def test_kill_answers_killed_with_what_became_of_the_frames(
+    api: httpx.Client, writer: FakeWriter
+) -> None:
+    answer = api.get("/kill").json()
+    assert answer["status"] == "killed" and answer["writer_status"] == "finished"
     assert writer.calls == ["kill"]
+    assert (answer["n_written_frames"], answer["n_dropped_frames"]) == (3, 1)
+    assert answer["message"] == "killed: 3 of 10 written, 1 dropped"
 
 
 def test_parameters_are_set_and_read_back_with_their_types(api: httpx.Client) -> None:

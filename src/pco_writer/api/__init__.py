@@ -12,9 +12,10 @@ import time
 from pco_writer.api._errors import install_error_handlers, read_json
 from pco_writer.api._report import EndReporter
 from pco_writer.api._serving import BodyLimit, ServerThread
-from pco_writer.api._writer_app import WriterLike, build_app
+from pco_writer.api._writer_app import END_WAIT_S, WriterLike, build_app
 
 __all__ = [
+    "END_WAIT_S",
     "BodyLimit",
     "EndReporter",
     "ServerThread",

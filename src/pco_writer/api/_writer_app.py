@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -11,8 +13,13 @@ from pco_writer import __version__
 from pco_writer.api._auth import token_required
 from pco_writer.api._errors import install_error_handlers, read_json
 from pco_writer.api._serving import BodyLimit
+from pco_writer.exit_record import describe_end
 
-__all__ = ["WriterLike", "build_app"]
+__all__ = ["END_WAIT_S", "WriterLike", "build_app"]
+
+END_WAIT_S = 2.0
+"""How long ``/stop`` and ``/kill`` wait for the state they lead to before they answer."""
+_RUNNING = ("receiving", "writing")
 
 
 class WriterLike(Protocol):
@@ -35,13 +42,14 @@ class WriterLike(Protocol):
     def done(self) -> bool: ...  # noqa: D102
 
 
-def build_app(writer: WriterLike, token: str = "") -> FastAPI:
+def build_app(writer: WriterLike, token: str = "", end_wait: float = END_WAIT_S) -> FastAPI:
     """The REST API of one writer process.
 
     Args:
         writer: the writer whose state the API reports and drives.
         token: when set, ``/stop``, ``/kill`` and ``POST /parameters`` need it in the
             ``X-PCO-Writer-Token`` header.
+        end_wait: seconds ``/stop`` and ``/kill`` wait for the state they lead to.
     """
     guarded = token_required(lambda: token)
     app = FastAPI(
@@ -68,16 +76,29 @@ def build_app(writer: WriterLike, token: str = "") -> FastAPI:
         return {**writer.statistics(), "success": True}
 
     @app.get("/stop", dependencies=guarded)
-    def stop() -> dict[str, Any]:
-        """Stop receiving; what is buffered is still written, then the file is closed."""
+    async def stop() -> dict[str, Any]:
+        """Stop receiving; what is buffered is still written, then the file is closed.
+
+        Answers with the state reached within a moment (``finished``, ``waiting for
+        parameters``, or ``writing`` while the buffer is still being written), the counts and
+        a ``message`` such as ``stopped: 120 written``.
+        """
         writer.stop()
-        return {"success": True, "status": str(writer.status), "value": "Ok"}
+        await _until(lambda: str(writer.status) not in _RUNNING, end_wait)
+        return {"success": True, "status": str(writer.status), "value": "Ok", **_end(writer)}
 
     @app.get("/kill", dependencies=guarded)
-    def kill() -> dict[str, Any]:
-        """Stop now: drop what is not yet written, close the file cleanly, exit."""
+    async def kill() -> dict[str, Any]:
+        """Stop now: drop what is not yet written, close the file cleanly, exit.
+
+        ``status`` is ``killed`` (as pco_rclient expects); ``writer_status`` is the state
+        reached within a moment and ``message`` says what became of the frames, e.g.
+        ``killed: 5169 written, 1049 dropped``.
+        """
         writer.kill()
-        return {"success": True, "status": "killed", "value": "Ok"}
+        await _until(lambda: writer.done, end_wait)
+        answer = {"success": True, "status": "killed", "value": "Ok", **_end(writer)}
+        return {**answer, "writer_status": str(writer.status)}
 
     @app.get("/parameters")
     def get_parameters() -> dict[str, Any]:
@@ -106,6 +127,25 @@ _PARAMETERS_BODY = {
     }
 }
 """The body of POST /parameters in the OpenAPI document (read by hand: any Content-Type)."""
+
+
+async def _until(condition: Callable[[], bool], timeout: float) -> None:
+    """Wait (without holding the event loop) until ``condition`` holds, at most ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+
+
+def _end(writer: WriterLike) -> dict[str, Any]:
+    """The counts of a run that was told to end, and one line that says how it went."""
+    stats = writer.statistics()
+    keys = ("end_reason", "n_written_frames", "n_lost_frames", "n_dropped_frames")
+    message = (
+        describe_end(stats)
+        if writer.done
+        else (f"{stats.get('n_written_frames', 0)} written so far; the writer is {writer.status}")
+    )
+    return {**{k: stats[k] for k in keys if k in stats}, "message": message}
 
 
 def _parameters_answer(writer: WriterLike) -> dict[str, Any]:

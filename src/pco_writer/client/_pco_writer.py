@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from typing import Any
 
 import httpx
@@ -20,21 +21,22 @@ from pco_writer.client._progress import Progress
 from pco_writer.client._stats import RunStatistics
 from pco_writer.client._stream import camera_addresses, flush_stream
 from pco_writer.client._validate import (
-    check_output_file,
-    check_parameter_value,
+    check_configuration,
+    check_parameters_form,
     check_rest_address,
     check_setting,
     port_of,
 )
-from pco_writer.errors import ClientError
-from pco_writer.names import with_file_number
+from pco_writer.errors import ClientError, UnusualNameWarning
+from pco_writer.exit_record import describe_end
+from pco_writer.names import unusual_dataset_name, with_file_number
 
 __all__ = ["AcquisitionError", "PcoWriter"]
 
 RUNNING = ("receiving", "writing")
 _SETTINGS = (
     "output_file", "dataset_name", "n_frames", "user_id", "max_frames_per_file",
-    "connection_address", "compression", "layout",
+    "connection_address", "compression", "layout", "idle_timeout", "parameters",
 )  # fmt: skip
 """The client's settings of the next acquisition: fields of the start request, same names."""
 WAITING = "waiting for parameters"
@@ -73,6 +75,12 @@ class PcoWriter:
             not none, so a start request stays what pco_rclient sends).
         layout: the file layout, tomcat (default, not sent), nxtomo, or a layout file below the
             server's data root.
+        idle_timeout: seconds without a frame (from the start, or since the last one) after
+            which the run ends; 0 (default) waits for ever. A run that ends without a frame
+            written is an error.
+        parameters: the layout's parameters, sent with each start and written into the file
+            (e.g. ``{"sample_name": "foam"}``); :meth:`set_parameters` sets values known only
+            while the writer runs.
         token: the servers' shared secret, sent in the ``X-PCO-Writer-Token`` header
             (default: ``$PCO_WRITER_TOKEN``; none when that is unset).
     """
@@ -94,6 +102,8 @@ class PcoWriter:
         token: str = "",
         compression: str = "none",
         layout: str = "tomcat",
+        idle_timeout: float = 0.0,
+        parameters: dict[str, Any] | None = None,
     ) -> None:
         if cam:
             connection_address, flask_api_address, writer_api_address = camera_addresses(
@@ -110,6 +120,9 @@ class PcoWriter:
         self.max_frames_per_file = max_frames_per_file
         self.compression = compression
         self.layout = layout
+        self.idle_timeout = idle_timeout
+        self.parameters = dict(parameters or {})
+        _warn_if_unusual(dataset_name)
         self.last_run_id = 0
         self.previous_statistics: dict[str, Any] | None = None
         token = token or os.environ.get(TOKEN_ENV, "")
@@ -149,8 +162,14 @@ class PcoWriter:
         verbose: bool = False,
         compression: str | None = None,
         layout: str | None = None,
-    ) -> dict[str, str]:
+        idle_timeout: float | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Change settings of the next acquisition; returns the configuration.
+
+        Every value is checked, together with those it depends on (the parameters against
+        the layout, when this host can read it), and every mistake is named at once; a bad
+        value changes nothing. ``parameters`` replaces the earlier ones (``{}``: none).
 
         Raises:
             ClientError: a value is invalid, or a writer is running (stop or wait first).
@@ -163,12 +182,16 @@ class PcoWriter:
             "output_file": output_file, "dataset_name": dataset_name, "n_frames": n_frames,
             "user_id": user_id, "max_frames_per_file": max_frames_per_file,
             "connection_address": connection_address, "compression": compression,
-            "layout": layout,
+            "layout": layout, "idle_timeout": idle_timeout, "parameters": parameters,
         }  # fmt: skip
-        checked = {name: self._checked(name, value) for name, value in given.items()
-                   if value is not None}  # fmt: skip
-        for name, value in checked.items():  # all or nothing: a bad value changes none
-            setattr(self, name, value)
+        given = {name: value for name, value in given.items() if value is not None}
+        if "layout" in given or "parameters" in given:  # checked together
+            given = {"layout": self.layout, "parameters": self.parameters, **given}
+        checked = check_configuration(given)
+        for name in given:  # all or nothing: a bad value changes none
+            setattr(self, name, checked[name])
+        if dataset_name is not None:
+            _warn_if_unusual(dataset_name)
         self.status = "configured" if self.validate_configuration() else "unconfigured"
         if verbose:
             print(json.dumps(self.get_configuration(), indent=2))
@@ -177,26 +200,21 @@ class PcoWriter:
     def validate_configuration(self) -> bool:
         """True when every setting is valid for an acquisition."""
         try:
-            self._check_configuration()
+            check_configuration(self._settings())
         except ClientError:
             return False
         return True
 
-    def _check_configuration(self) -> None:
-        for name in _SETTINGS:
-            self._checked(name, getattr(self, name))
+    def _settings(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _SETTINGS}
 
-    @staticmethod
-    def _checked(name: str, value: Any) -> Any:
-        """A setting checked by the start request's own field type (the server's rule)."""
-        return check_output_file(value) if name == "output_file" else check_setting(name, value)
-
-    def get_configuration(self, verbose: bool = False) -> dict[str, str]:
-        """The start request, every value a string, as pco_rclient sends it."""
+    def get_configuration(self, verbose: bool = False) -> dict[str, Any]:
+        """The start request as pco_rclient sends it (every value a string); our own settings
+        only when they are not their defaults (``parameters`` as a JSON object)."""
         output = with_file_number(
             str(self.output_file), int(self.n_frames), int(self.max_frames_per_file)
         )
-        config = {
+        config: dict[str, Any] = {
             "connection_address": self.connection_address,
             "output_file": output,
             "n_frames": str(self.n_frames),
@@ -212,6 +230,10 @@ class PcoWriter:
             config["compression"] = self.compression
         if self.layout != "tomcat":  # pco_rclient's servers know no layout: send it only if set
             config["layout"] = self.layout
+        if self.idle_timeout:
+            config["idle_timeout"] = str(self.idle_timeout)
+        if self.parameters:
+            config["parameters"] = self.parameters
         if verbose:
             print(json.dumps(config, indent=2))
         return config
@@ -228,7 +250,7 @@ class PcoWriter:
                 server refused (its reason is in the message).
         """
         try:
-            self._check_configuration()
+            check_configuration(self._settings())
         except ClientError as exc:
             raise ClientError(f"cannot start: {exc}; fix it with configure()") from None
         if self.is_running():
@@ -256,7 +278,9 @@ class PcoWriter:
         """Stop receiving; the writer writes what it has, then finishes.
 
         Returns:
-            The writer's answer, or None when no writer was running.
+            The writer's answer, or None when no writer was running. With ``wait``, once the
+            run has ended: ``status`` is the state reached (``finished``...), ``message`` says
+            what became of the frames (``stopped: 120 written``), with the counts.
         """
         return self._end("stop", wait, timeout, verbose)
 
@@ -267,6 +291,9 @@ class PcoWriter:
 
         Returns:
             The writer's answer (``status: killed``), or None when no writer was running.
+            With ``wait``, once the run has ended: ``writer_status`` is the state reached,
+            ``message`` says what became of the frames (``killed: 5169 written, 1049
+            dropped``), with the counts.
         """
         return self._end("kill", wait, timeout, verbose)
 
@@ -280,10 +307,22 @@ class PcoWriter:
             answer = self._writer.get(f"/{route}")
         except Unreachable:  # the server signals it, and for a kill waits until it exits
             answer = self._server.get(f"/{route}/{self.writer_port}", timeout=_SIGNAL_TIMEOUT_S)
-        if wait:
-            self._poll_until(lambda: not self._writer_active(), timeout)
+        if wait and self._poll_until(lambda: not self._writer_active(), timeout):
+            answer = {**answer, **self._outcome(route)}
         self.status = self.get_status()
+        if verbose:
+            print(answer.get("message") or answer)
         return answer
+
+    def _outcome(self, route: str) -> dict[str, Any]:
+        """What an ended run reports: the state reached, the counts and one line."""
+        stats = self.get_statistics_last_run()
+        if stats is None:
+            return {}
+        keys = ("end_reason", "n_written_frames", "n_lost_frames", "n_dropped_frames")
+        outcome = {k: stats[k] for k in keys if k in stats}
+        state = {"writer_status" if route == "kill" else "status": stats.get("status")}
+        return {**outcome, **state, "message": describe_end(stats)}
 
     def _writer_active(self) -> bool:
         """Running, or done receiving but waiting for parameters: stop() and kill() apply.
@@ -303,7 +342,8 @@ class PcoWriter:
             ClientError: there is no acquisition to wait for, or ``timeout`` passed.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        bar = Progress(progress, int(self.n_frames), desc=str(self.dataset_name))
+        bar = Progress(progress, int(self.n_frames), str(self.dataset_name),
+                       self.connection_address)  # fmt: skip
         try:
             while (status := self.get_status_writer()) in RUNNING or status == WAITING:
                 now = self.get_statistics_writer()
@@ -381,8 +421,7 @@ class PcoWriter:
             ClientError: a value JSON cannot carry, an unknown name, or a value of the wrong
                 type (the writer's message).
         """
-        body = {name: check_parameter_value(name, value) for name, value in values.items()}
-        return self._writer.post("/parameters", body)
+        return self._writer.post("/parameters", check_parameters_form(values))
 
     # --- status and statistics --------------------------------------------------------------
 
@@ -503,3 +542,10 @@ class PcoWriter:
         if verbose:
             print(f"flushed {n} messages from {self.connection_address}")
         return n
+
+
+def _warn_if_unusual(dataset_name: str) -> None:
+    """A typo such as ``data_blak`` is a valid name: say so, without refusing it."""
+    warning = unusual_dataset_name(dataset_name)
+    if warning:
+        warnings.warn(warning, UnusualNameWarning, stacklevel=3)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from pco_writer.exit_record import describe_end
+
 __all__ = ["RunStatistics"]
 
 
@@ -22,7 +24,8 @@ class RunStatistics:
     n_written_frames: int
     """Frames in the file."""
     n_lost_frames: int
-    """Frame ids that never arrived."""
+    """Frame ids of the acquisition that are not in the file, whatever the cause: never
+    received, or received and dropped (``lost_by_reason`` says which)."""
     first_frame_id: int
     """The camera's id of the first frame (-1 if none arrived)."""
     duration_sec: float
@@ -49,6 +52,10 @@ class RunStatistics:
     """The error message, when ``status`` is ``error``."""
     files: tuple[str, ...] = ()
     """Every file written (several with roll-over)."""
+    n_dropped_frames: int = 0
+    """Frames received but not written (a kill, a failed write); part of ``n_lost_frames``."""
+    lost_by_reason: dict[str, int] = field(default_factory=dict)
+    """``n_lost_frames`` by cause: ``never_received``, ``killed``, ``error``..."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys the server sent beyond these."""
 
@@ -74,7 +81,12 @@ class RunStatistics:
         """A plain dict of every field (``extra`` merged in)."""
         plain = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
         plain["files"] = list(self.files)
+        plain["lost_by_reason"] = dict(self.lost_by_reason)
         return {**self.extra, **plain}
+
+    def summary(self) -> str:
+        """How the run ended, in one line: ``killed: 5169 written, 1049 dropped``."""
+        return describe_end(self.as_dict())
 
 
 def _convert(value: Any, type_name: str) -> Any:
@@ -84,4 +96,6 @@ def _convert(value: Any, type_name: str) -> Any:
         return float(value)
     if type_name.startswith("tuple"):
         return tuple(str(v) for v in value)
+    if type_name.startswith("dict"):
+        return {str(k): int(v) for k, v in dict(value).items()}
     return str(value)

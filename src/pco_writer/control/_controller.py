@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from pco_writer.api import END_WAIT_S
 from pco_writer.api._serving import bind_socket
 from pco_writer.auth import TOKEN_ENV, TOKEN_HEADER
 from pco_writer.control._address import camera_endpoints, same_camera
@@ -36,6 +37,7 @@ _POLL_S = 0.05
 _EXIT_GRACE_S = 5.0  # a finished writer keeps its API up ~1 s so that pollers see the end
 _WRITER_TIMEOUT = httpx.Timeout(1.0, connect=0.5)
 _KILL_GRACE_S = 3.0  # a writer told to kill closes its file in well under a second
+_END_TIMEOUT = httpx.Timeout(END_WAIT_S + 2.0, connect=0.5)  # /stop, /kill wait for the end
 
 
 class WriterStartError(ConfigError):
@@ -344,7 +346,8 @@ class Controller:
         if run is None or not run.alive:
             raise StateError(f"cannot {route}: no writer is running on port {port}")
         try:
-            answer = self._http.get(f"{self._writer_url(port)}/{route}").json()
+            url = f"{self._writer_url(port)}/{route}"
+            answer = self._http.get(url, timeout=_END_TIMEOUT).json()
         except (httpx.HTTPError, ValueError) as exc:
             log.warning("writer port=%d did not answer /%s (%s); signalling it", port, route, exc)
             return fallback(run)

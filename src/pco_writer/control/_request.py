@@ -18,6 +18,7 @@ from pco_writer.settings import AcquisitionSettings, StartRequest
 
 __all__ = [
     "StartRequest",
+    "check_layout_parameters",
     "parse_start_request",
     "resolve_layout",
     "resolve_output",
@@ -48,11 +49,11 @@ def writer_settings(request: StartRequest, data_root: Path) -> AcquisitionSettin
     output = resolve_output(
         request.output_file, data_root, request.n_frames, request.max_frames_per_file
     )
+    layout = resolve_layout(request.layout, data_root)
+    check_layout_parameters(layout, request.parameters)
     try:
         return request.to_settings(
-            output=str(output),
-            layout=resolve_layout(request.layout, data_root),
-            data_root=str(data_root.expanduser().resolve()),
+            output=str(output), layout=layout, data_root=str(data_root.expanduser().resolve())
         )
     except ValidationError as exc:  # a resolved path can be longer than the template was
         raise ConfigError(f"bad start request: {describe_validation(exc)}") from None
@@ -146,3 +147,19 @@ def resolve_layout(layout: str, data_root: Path) -> str:
     except LayoutError as exc:
         raise ConfigError(f"layout {layout!r}: {exc}") from None
     return str(resolved)
+
+
+def check_layout_parameters(layout: str, parameters: dict[str, Any]) -> None:
+    """Refuse, before any spawn, parameters that the (resolved) layout does not take.
+
+    Raises:
+        ConfigError: every unknown name and wrong value (the writer's own check).
+    """
+    if not parameters:
+        return
+    from pco_writer.layouts import check_parameters, load_layout
+
+    try:
+        check_parameters(load_layout(layout).parameters, parameters)
+    except ConfigError as exc:
+        raise ConfigError(f"parameters: {exc}") from None
