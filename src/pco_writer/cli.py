@@ -1,6 +1,8 @@
 """The ``pco-writer`` command line: thin over the package.
 
 Exit codes: 0 a normal finish, 1 the acquisition failed, 2 a bad setting (nothing written).
+A mistake at the door (a bad flag, a taken port, a server that refuses) is one line on
+stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -19,28 +21,73 @@ __all__ = ["main", "build_parser"]
 
 log = logging.getLogger("pco_writer")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _KILL_WAIT_S = 10.0  # a killed writer drops its buffer: it ends in well under a second
+_DESCRIPTION = """\
+Receives a camera's frames (PSI Array-1.0 over ZeroMQ) and writes them to HDF5 in the TOMCAT
+or NXtomo layout, or a layout of your own; controlled over REST by a control server.
+
+Exit codes: 0 a normal finish, 1 the acquisition failed, 2 a bad setting (nothing written).
+The user guide: docs/guide.md. Each command has its own --help."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
+    from pco_writer.errors import PcoWriterError
+
     args = build_parser().parse_args(argv)
     _setup_logging(args.verbose)
     handler: Callable[[argparse.Namespace], int] = args.handler
-    return handler(args)
+    try:
+        return handler(args)
+    except PcoWriterError as exc:  # a mistake at the door: one line, no traceback
+        print(f"pco-writer {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"pco-writer {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every sub-command."""
-    parser = argparse.ArgumentParser(prog="pco-writer", description=__doc__)
+    """The argument parser with every sub-command; every option's help shows its default."""
+    parser = argparse.ArgumentParser(
+        prog="pco-writer", description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the paragraphs
+    )  # fmt: skip
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND", dest="command")
     _add_write(commands)
     _add_simulate(commands)
     for add in _extra_commands():
         add(commands)
+    for sub in _subparsers(parser):
+        sub.formatter_class = DefaultsShown
     return parser
+
+
+class DefaultsShown(argparse.HelpFormatter):
+    """Help that shows each option's default, unless its text already does (the settings'
+    flags do)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        shown = action.option_strings and not action.required and "default" not in text
+        if shown and not any(default is none for none in (None, False, argparse.SUPPRESS)):
+            value = " ".join(map(str, default)) if isinstance(default, list) else repr(default)
+            value = value if isinstance(default, list | int | float) else str(default) or "''"
+            text += f" (default: {value.replace('%', '%%')})"
+        return text
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every sub-command's parser, at any depth (``layout check`` too)."""
+    found = []
+    for action in parser._actions:  # argparse has no public walk
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += [sub, *_subparsers(sub)]
+    return found
 
 
 def _extra_commands() -> list[Callable[[Any], None]]:
@@ -64,14 +111,44 @@ def _add_write(commands: Any) -> None:
 
 
 def _add_simulate(commands: Any) -> None:
-    p = commands.add_parser("simulate", help="a simulated camera, or replay a capture folder")
-    p.add_argument("--bind", default="tcp://127.0.0.1:8080", help="PUSH address to bind")
-    p.add_argument("--shape", type=int, nargs="+", default=[2160, 2560], metavar="N")
-    p.add_argument("--dtype", default="uint16")
-    p.add_argument("--fps", type=float, default=0.0, help="0 = as fast as the writer takes them")
-    p.add_argument("--frames", type=int, default=100, help="0 = until stopped")
-    p.add_argument("--start-frame", type=int, default=0)
-    p.add_argument("--replay", type=Path, default=None, help="capture folder to replay")
+    p = commands.add_parser(
+        "simulate", help="a simulated camera, or replay a capture folder",
+        description="A camera: binds PUSH and sends Array-1.0 frames (noisy images of a sample "
+        "in a beam) to whichever writer connects. Nothing is dropped: while no writer "
+        "receives (none connected yet, between acquisitions, or its buffer full) the "
+        "simulator waits; with --fps, the frames that could not go out on time go out late, "
+        "then the asked rate is kept again (no burst to catch up).",
+    )  # fmt: skip
+    p.add_argument(
+        "--bind",
+        default="tcp://127.0.0.1:8080",
+        help="the PUSH address to bind, tcp://HOST:PORT (the writer's --connect)",
+    )
+    p.add_argument(
+        "--shape",
+        type=int,
+        nargs="+",
+        default=[2160, 2560],
+        metavar="N",
+        help="image shape, rows then columns (a pco.edge 5.5)",
+    )
+    p.add_argument("--dtype", default="uint16", help="pixel type (a numpy name)")
+    p.add_argument(
+        "--fps",
+        type=float,
+        default=0.0,
+        help="frames per second; 0 sends as fast as the writer takes them",
+    )
+    p.add_argument("--frames", type=int, default=100, help="frames to send; 0 until stopped")
+    p.add_argument(
+        "--start-frame",
+        type=int,
+        default=0,
+        help="id of the first frame (a real camera's stream does not start at 0)",
+    )
+    p.add_argument("--replay", type=Path, default=None, metavar="FOLDER",
+                   help="send a capture folder (NNNNNN_000.raw headers, NNNNNN_001.raw data) "
+                   "instead of simulated frames (default: simulated frames)")  # fmt: skip
     p.set_defaults(handler=_run_simulate)
 
 
@@ -160,10 +237,13 @@ def _run_simulate(args: argparse.Namespace) -> int:
         args.bind, tuple(args.shape), args.dtype, args.fps, args.frames, args.start_frame
     )
     _Signals().attach(sim.stop, sim.stop)
-    log.info("camera bound at %s", sim.bind())
-    n = sim.run()
-    sim.close()
-    log.info("sent %d frames", n)
+    try:
+        log.info("camera bound at %s", sim.bind())
+        n = sim.run()
+    finally:
+        sim.close()
+    late = f", {sim.n_late} of them late (nobody received them on time)" if sim.n_late else ""
+    log.info("sent %d frames%s", n, late)
     return EXIT_OK
 
 
@@ -200,6 +280,8 @@ def _setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not verbose:  # httpx logs every request at INFO: a line per poll of a progress bar
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 if __name__ == "__main__":

@@ -22,16 +22,29 @@ _DEFAULT_SERVER = "http://127.0.0.1:9901"
 def add_server(commands: Any) -> None:
     """``pco-writer server``: the control server that starts one writer per acquisition."""
     p = commands.add_parser("server", help="the control server that starts the writers")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
-    p.add_argument("--port", type=int, default=9901, help="port without --config; 0 = any")
-    p.add_argument("--config", type=Path, default=None, help="cameras (YAML or JSON)")
-    p.add_argument("--data-root", type=Path, default=None, help="outputs go below it (cwd)")
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     p.add_argument(
-        "--token-file",
+        "--port",
+        type=int,
+        default=9901,
+        help="the port, when there is no --config; 0 picks a free one",
+    )
+    p.add_argument(
+        "--config",
         type=Path,
         default=None,
-        help="shared secret for state-changing routes (else $PCO_WRITER_TOKEN)",
+        help="the settings file: cameras, ports, data roots, token file (YAML or "
+        "JSON; docs/guide.md) (default: none: one server on --port for any camera)",
     )
+    p.add_argument(
+        "--data-root",
+        type=Path,
+        default=None,
+        help="output files must lie below it (default: the current folder)",
+    )
+    p.add_argument("--token-file", type=Path, default=None,
+                   help="a file holding the shared secret that start, stop, kill and "
+                   "parameters need (default: $PCO_WRITER_TOKEN; unset: no token)")  # fmt: skip
     p.add_argument(
         "--allow-user-switch",
         action="store_true",
@@ -73,24 +86,45 @@ def _server_token(path: Path | None) -> str:
 
 
 def _add_server_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--server", default=_DEFAULT_SERVER, help="control server URL")
-    p.add_argument("--writer-port", type=int, default=9555, help="the writer's REST port")
+    p.add_argument("--server", default=_DEFAULT_SERVER, help="the control server's URL")
+    p.add_argument("--writer-port", type=int, default=9555,
+                   help="the writer's REST port, which names the acquisition")  # fmt: skip
 
 
 def add_acquire(commands: Any) -> None:
-    """``pco-writer acquire``: one acquisition through the control server."""
-    p = commands.add_parser("acquire", help="one acquisition through the control server")
+    """``pco-writer acquire``: one acquisition through the control server.
+
+    Its settings are the start request's (:class:`~pco_writer.settings.RequestSettings`),
+    flags made by the same code as ``pco-writer write``'s, with their defaults.
+    """
+    from pco_writer.settings import RequestSettings
+    from pco_writer.writer_command import add_settings_flags
+
+    p = commands.add_parser(
+        "acquire", help="one acquisition through the control server",
+        description="One acquisition through the control server, with a progress bar; ends "
+        "with a line that says what became of the frames and a JSON summary. Ctrl-C stops "
+        "the writer (it writes what it has), a second Ctrl-C kills it. Exit 1 when the "
+        "acquisition failed (also when no frame was written), 2 for a bad setting.",
+    )  # fmt: skip
     _add_server_flags(p)
-    p.add_argument("--connect", default="tcp://127.0.0.1:8080", help="camera PUSH address")
-    p.add_argument("--output", required=True, help="output file on the server's host")
-    p.add_argument("--n-frames", type=int, required=True, help="frames to write")
-    p.add_argument("--dataset-name", default="data")
-    p.add_argument("--max-frames-per-file", type=int, default=0)
-    p.add_argument("--user-id", type=int, default=-1)
+    p.add_argument("--connect", default="tcp://127.0.0.1:8080",
+                   help="where the camera binds PUSH, tcp://HOST:PORT")  # fmt: skip
     p.add_argument(
-        "--compression", default="none", help="none, bitshuffle-lz4 or blosc-lz4"
-    )  # checked by the client
-    p.add_argument("--layout", default="tomcat", help="tomcat, nxtomo or a layout file")
+        "--output",
+        required=True,
+        help="the output file, on the server's host (below its data root)",
+    )
+    group = p.add_argument_group("acquisition settings")
+    add_settings_flags(group, RequestSettings)
+    group.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a layout parameter, written into the file; repeat for several "
+        "(e.g. --param sample_name=foam --param distance=120) (default: none)",
+    )
     p.set_defaults(handler=_run_acquire)
 
 
@@ -99,21 +133,54 @@ def _run_acquire(args: argparse.Namespace) -> int:
 
     try:
         with _client(args) as pco:
-            pco.configure(
-                output_file=args.output, dataset_name=args.dataset_name, n_frames=args.n_frames,
-                user_id=args.user_id, max_frames_per_file=args.max_frames_per_file,
-                compression=args.compression, layout=args.layout,
-            )  # fmt: skip
-            pco.start()
-            stats = pco.wait()
+            pco.configure(output_file=args.output, **_acquire_settings(args))
+            stats = _run_stopping_on_ctrl_c(pco)
     except AcquisitionError as exc:
         print(f"acquisition failed: {exc}")
         return EXIT_FAILED
     except ClientError as exc:
         print(f"error: {exc}")
         return EXIT_USAGE
+    print(stats.summary())
     print(_summary(stats.as_dict()))
     return EXIT_OK
+
+
+def _acquire_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings flags of ``acquire``, checked by the start request's model, with the
+    ``--param`` values in the layout's types where this host can read the layout."""
+    from pco_writer.client._validate import local_layout_parameters
+    from pco_writer.errors import ConfigError
+    from pco_writer.layouts import parameter_from_text
+    from pco_writer.settings import RequestSettings
+    from pco_writer.writer_command import settings_from_args
+
+    settings = settings_from_args(args, RequestSettings).model_dump()
+    types = (local_layout_parameters(settings["layout"]) or {}) if args.param else {}
+    for item in args.param:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--param {item!r}: write NAME=VALUE, e.g. sample_name=foam")
+        settings["parameters"][name.strip()] = parameter_from_text(text, types.get(name.strip()))
+    return settings
+
+
+def _run_stopping_on_ctrl_c(pco: Any) -> Any:
+    """Start and wait with the progress bar; Ctrl-C stops the writer (a writer left running
+    would hold the camera), a second one kills it."""
+    try:
+        pco.start()
+        return pco.wait()
+    except KeyboardInterrupt:
+        print("Ctrl-C: stopping the writer (it writes what it has; Ctrl-C again kills it)")
+    try:
+        if pco.stop(wait=False) is None:  # interrupted before the writer ran
+            raise KeyboardInterrupt
+        return pco.wait(progress=False)
+    except KeyboardInterrupt:
+        print("Ctrl-C: killing the writer")
+        pco.kill()
+        return pco.wait(progress=False)
 
 
 def add_status(commands: Any) -> None:
@@ -158,7 +225,9 @@ def add_kill(commands: Any) -> None:
 
 
 def _run_end(args: argparse.Namespace, route: str) -> int:
+    """Stop or kill, wait for the end (bounded) and say what became of the frames."""
     from pco_writer.client import ClientError
+    from pco_writer.client._pco_writer import RUNNING, WAITING
 
     try:
         with _client(args) as pco:
@@ -166,18 +235,28 @@ def _run_end(args: argparse.Namespace, route: str) -> int:
             if answer is None:
                 print(f"no writer is running on port {args.writer_port}")
                 return EXIT_OK
-            print(f"{route}: {pco.get_status()}")
+            status = pco.get_status_writer()
     except ClientError as exc:
         print(f"error: {exc}")
         return EXIT_USAGE
+    if status in RUNNING or status == WAITING:
+        print(f"{route}: asked, but the writer is still {status}: {answer.get('message', '')}; "
+              f"see `pco-writer status --server {args.server}`")  # fmt: skip
+        return EXIT_FAILED
+    print(answer.get("message") or f"{route}: {status}")
     return EXIT_OK
 
 
 def add_demo(commands: Any) -> None:
     """``pco-writer demo``: camera simulator, control server, client, file, in one go."""
     p = commands.add_parser("demo", help="run the whole chain once: camera, server, client")
-    p.add_argument("--workdir", type=Path, default=None, help="where to write (a temp dir)")
-    p.add_argument("--frames", type=_positive_int, default=50, help="frames to acquire (50)")
+    p.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="where to write (default: a temporary folder, removed after)",
+    )
+    p.add_argument("--frames", type=_positive_int, default=50, help="frames to acquire")
     p.set_defaults(handler=_run_demo)
 
 
@@ -213,7 +292,6 @@ def _run_demo(args: argparse.Namespace) -> int:
 def _client(args: argparse.Namespace) -> Any:
     from pco_writer.client import PcoWriter
 
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     host = args.server.split("://", 1)[-1].rsplit(":", 1)[0]
     return PcoWriter(
         connection_address=getattr(args, "connect", "tcp://127.0.0.1:8080"),
@@ -223,8 +301,9 @@ def _client(args: argparse.Namespace) -> Any:
 
 
 def _summary(stats: dict[str, Any]) -> str:
-    keys = ("status", "n_written_frames", "n_frames", "n_lost_frames", "duration_sec",
-            "writing_rate", "output_file", "dataset_name", "end_reason")  # fmt: skip
+    keys = ("status", "n_written_frames", "n_frames", "n_lost_frames", "n_dropped_frames",
+            "lost_by_reason", "duration_sec", "writing_rate", "output_file", "dataset_name",
+            "end_reason")  # fmt: skip
     return json.dumps({k: stats.get(k) for k in keys}, indent=2)
 
 

@@ -21,6 +21,8 @@ import numpy as np
 import numpy.typing as npt
 import zmq
 
+from pco_writer.errors import ConfigError
+
 __all__ = ["CameraSimulator", "make_frames", "camera_header", "read_capture", "replay_capture"]
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,10 @@ def make_frames(
 class CameraSimulator:
     """A camera: binds PUSH and sends ``frames`` frames (0: until stopped).
 
+    Nothing is dropped: while no receiver takes a frame (none connected, or it pushes back)
+    the simulator waits. With ``fps``, a frame that could not go out on time is late
+    (counted in ``n_late``) and the rate is kept from there on: no burst to catch up.
+
     Args:
         address: where to bind, e.g. ``tcp://127.0.0.1:8080`` (``tcp://127.0.0.1:*`` picks a port).
         shape: image shape, [y, x] or [z, y, x].
@@ -78,6 +84,7 @@ class CameraSimulator:
     start_frame: int = 0
     sndhwm: int = 0
     n_sent: int = 0
+    n_late: int = 0
     images: list[npt.NDArray[Any]] = field(default_factory=list, repr=False)
     _template: tuple[bytes, bytes] | None = field(default=None, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -94,7 +101,7 @@ class CameraSimulator:
             zmq.SNDHWM, self.sndhwm or max(4, min(1000, (64 << 20) // frame_bytes))
         )
         self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.bind(self.address)
+        _bind(self._sock, self.address)
         return str(self._sock.getsockopt_string(zmq.LAST_ENDPOINT))
 
     def run(self) -> int:
@@ -103,14 +110,27 @@ class CameraSimulator:
             self.bind()
         assert self._sock is not None
         period = 1.0 / self.fps if self.fps > 0 else 0.0
-        t_next = time.monotonic()
+        due = time.monotonic()  # when the next frame should go out
         for i in self._ids():
             if not self._send(i, self.images[i % len(self.images)]):
                 break
             if period:
-                t_next += period
-                time.sleep(max(0.0, t_next - time.monotonic()))
+                due = self._next_due(due, period)
+                time.sleep(max(0.0, due - time.monotonic()))
         return self.n_sent
+
+    def _next_due(self, due: float, period: float) -> float:
+        """When the frame after the one just sent (due at ``due``) should go out.
+
+        A frame that went out more than a period late (nobody received it in time) is late,
+        and the schedule starts again from now: catching up would send the missed frames in
+        a burst, at the speed of the receiver instead of the camera's rate.
+        """
+        now = time.monotonic()
+        if now - due > period:
+            self.n_late += 1
+            due = now
+        return due + period
 
     def stop(self) -> None:
         """Stop sending (from another thread or a signal handler)."""
@@ -159,11 +179,33 @@ def _send_blocking(sock: zmq.Socket[Any], parts: list[Any], stop: threading.Even
     return False
 
 
+def _bind(sock: zmq.Socket[Any], address: str) -> None:
+    """Bind, or say in one line why not (a taken port, an address of another host...).
+
+    Raises:
+        ConfigError: the address cannot be bound; the socket is closed.
+    """
+    try:
+        sock.bind(address)
+    except zmq.ZMQError as exc:
+        sock.close(linger=0)
+        hint = (
+            "another camera or simulator uses it"
+            if exc.errno == zmq.EADDRINUSE
+            else ("is it tcp://HOST:PORT with an address of this host?")
+        )
+        raise ConfigError(f"cannot bind {address}: {zmq.strerror(exc.errno)}; {hint}") from None
+
+
 def read_capture(folder: Path) -> list[tuple[bytes, bytes]]:
-    """Read a capture folder of ``NNNNNN_000.raw`` (header) / ``NNNNNN_001.raw`` (data)."""
+    """Read a capture folder of ``NNNNNN_000.raw`` (header) / ``NNNNNN_001.raw`` (data).
+
+    Raises:
+        ConfigError: the folder holds no capture.
+    """
     headers = sorted(folder.glob("*_000.raw"))
     if not headers:
-        raise FileNotFoundError(f"no *_000.raw message headers in {folder}")
+        raise ConfigError(f"no *_000.raw message headers in {folder}; is it a capture folder?")
     return [(h.read_bytes(), h.with_name(h.name[:-7] + "001.raw").read_bytes()) for h in headers]
 
 
@@ -175,7 +217,7 @@ def replay_capture(
     stop = stop or threading.Event()
     with zmq.Context() as ctx, ctx.socket(zmq.PUSH) as sock:
         sock.setsockopt(zmq.LINGER, 30_000)  # let the last messages out before closing
-        sock.bind(address)
+        _bind(sock, address)
         n = 0
         for header, data in messages:
             if not _send_blocking(sock, [header, data], stop):

@@ -48,13 +48,25 @@ def add_write_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--settings", metavar="JSON_OR_FILE", default=None,
         help="every setting at once, as a JSON object or a JSON file; the flags below override "
-        "its values (the control server hands its writers their settings so)",
+        "its values (the control server hands its writers their settings so) (default: the "
+        "flags alone)",
     )  # fmt: skip
     add_settings_flags(parser.add_argument_group("acquisition settings"), AcquisitionSettings)
     service = parser.add_argument_group("services of the writer process")
-    service.add_argument("--rest-port", type=int, default=0, help="serve the writer REST API here")
-    service.add_argument("--rest-host", default="127.0.0.1", help="address of the writer REST API")
-    service.add_argument("--control-url", default="", help="control server to report the end to")
+    service.add_argument(
+        "--rest-port",
+        type=int,
+        default=0,
+        help="serve the writer REST API on this port; 0 serves none",
+    )
+    service.add_argument(
+        "--rest-host", default="127.0.0.1", help="the address the writer REST API listens on"
+    )
+    service.add_argument(
+        "--control-url",
+        default="",
+        help="the control server to report the end to; '' reports to none",
+    )
 
 
 def add_settings_flags(group: Any, model: type[BaseModel]) -> None:
@@ -70,7 +82,7 @@ def _add_flag(group: Any, name: str, field: FieldInfo) -> None:
     if field.is_required():
         help_text += " (required, here or in --settings)"
     else:
-        help_text += f" (default: {_shown(field.default)})"
+        help_text += f" (default: {_shown(field.get_default(call_default_factory=True))})"
     kind = _kind(field.annotation)
     if kind is bool:
         group.add_argument(flag_of(name), dest=name, action=argparse.BooleanOptionalAction,
