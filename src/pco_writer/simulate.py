@@ -194,7 +194,9 @@ def _bind(sock: zmq.Socket[Any], address: str) -> None:
             if exc.errno == zmq.EADDRINUSE
             else ("is it tcp://HOST:PORT with an address of this host?")
         )
-        raise ConfigError(f"cannot bind {address}: {zmq.strerror(exc.errno)}; {hint}") from None
+        raise ConfigError(
+            f"cannot bind {address}: {zmq.strerror(exc.errno or 0)}; {hint}"
+        ) from None
 
 
 def read_capture(folder: Path) -> list[tuple[bytes, bytes]]:
