@@ -238,7 +238,9 @@ def test_a_camera_that_never_sends_does_not_hang_stop_and_leaves_no_file(
         writer.stop()
         assert writer.wait(5.0), "stop did not end the acquisition"
     assert time.monotonic() - t0 < 2.0
-    assert writer.status is WriterStatus.FINISHED and writer.statistics()["n_written_frames"] == 0
+    stats = writer.statistics()  # no frame written: an error that names the address (issue 17)
+    assert writer.status is WriterStatus.ERROR and stats["n_written_frames"] == 0
+    assert f"nothing came from {cam.address}" in stats["error"]
     assert not (tmp_path / "scan.h5").exists()
 
 
