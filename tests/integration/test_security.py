@@ -172,7 +172,7 @@ def test_without_a_token_the_server_says_so_and_listens_on_loopback_only(
         [sys.executable, "-m", "pco_writer.cli", "server", "--help"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    assert "(127.0.0.1)" in args and "--token-file" in args
+    assert "(default: 127.0.0.1)" in args and "--token-file" in args
 
 
 # --- running the writer as another user --------------------------------------------------------

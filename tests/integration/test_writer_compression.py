@@ -316,11 +316,9 @@ def test_acquire_passes_compression_to_the_client(monkeypatch) -> None:
             return {}
 
         def wait(self):
-            class Stats:
-                def as_dict(self):
-                    return {"status": "finished"}
+            from pco_writer.client import RunStatistics
 
-            return Stats()
+            return RunStatistics.from_json({"status": "finished", "end_reason": "completed"})
 
     monkeypatch.setattr(cli_control, "_client", lambda args: FakeClient())
     args = build_parser().parse_args(
