@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -92,16 +93,20 @@ class CameraSimulator:
     _sock: zmq.Socket[Any] | None = field(default=None, repr=False)
 
     def bind(self) -> str:
-        """Bind the PUSH socket; returns the address actually bound (with the real port)."""
-        if not self.images:
-            self.images = make_frames(self.shape, self.dtype)
+        """Bind the PUSH socket; returns the address actually bound (with the real port).
+
+        Raises:
+            ConfigError: the address cannot be bound (said before any frame is made).
+        """
         self._sock = self._ctx.socket(zmq.PUSH)
-        frame_bytes = self.images[0].nbytes
+        frame_bytes = max(1, math.prod(self.shape) * np.dtype(self.dtype).itemsize)
         self._sock.setsockopt(
             zmq.SNDHWM, self.sndhwm or max(4, min(1000, (64 << 20) // frame_bytes))
         )
         self._sock.setsockopt(zmq.LINGER, 0)
         _bind(self._sock, self.address)
+        if not self.images:
+            self.images = make_frames(self.shape, self.dtype)
         return str(self._sock.getsockopt_string(zmq.LAST_ENDPOINT))
 
     def run(self) -> int:
