@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     _add_write(commands)
     _add_simulate(commands)
+    _add_repair(commands)
     for add in _extra_commands():
         add(commands)
     return parser
@@ -73,6 +74,49 @@ def _add_simulate(commands: Any) -> None:
     p.add_argument("--start-frame", type=int, default=0)
     p.add_argument("--replay", type=Path, default=None, help="capture folder to replay")
     p.set_defaults(handler=_run_simulate)
+
+
+def _add_repair(commands: Any) -> None:
+    p = commands.add_parser(
+        "repair", help="make the file of a writer that died readable, and record its end"
+    )
+    p.add_argument(
+        "files", nargs="+", metavar="FILE",
+        help="HDF5 file(s); a roll-over template (scan_%%03d.h5) names each of its files",
+    )  # fmt: skip
+    p.add_argument("--layout", default="tomcat", help="the layout the file was written in")
+    p.add_argument(
+        "--dataset-name", default=None, help="the acquisition to end (default: every one not ended)"
+    )
+    p.add_argument("--reason", default="the writer died", help="recorded in the file")
+    p.add_argument("--by", default="pco-writer repair", help="recorded in the file")
+    p.set_defaults(handler=_run_repair)
+
+
+def _run_repair(args: argparse.Namespace) -> int:
+    from pco_writer.errors import PcoWriterError
+    from pco_writer.h5._repair import repair_file
+    from pco_writer.layouts import load_layout
+
+    try:
+        layout = load_layout(args.layout)
+    except PcoWriterError as exc:
+        log.error("cannot repair: %s", exc)
+        return EXIT_USAGE
+    from pco_writer.h5 import OutputFiles
+
+    failed = False
+    paths = [OutputFiles(f).path(n) for f in args.files for n in OutputFiles(f).existing_numbers()]
+    for missing in [f for f in args.files if not OutputFiles(f).existing_numbers()]:
+        log.error("cannot repair %s: no such file", missing)
+        failed = True
+    for path in paths:
+        try:
+            print(repair_file(path, layout, args.reason, args.by, args.dataset_name).describe())
+        except PcoWriterError as exc:
+            log.error("%s", exc)
+            failed = True
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _run_write(args: argparse.Namespace) -> int:

@@ -91,6 +91,10 @@ def add_acquire(commands: Any) -> None:
         "--compression", default="none", help="none, bitshuffle-lz4 or blosc-lz4"
     )  # checked by the client
     p.add_argument("--layout", default="tomcat", help="tomcat, nxtomo or a layout file")
+    p.add_argument(
+        "--no-swmr", dest="swmr", action="store_false",
+        help="write the HDF5 1.8 format (for readers older than HDF5 1.10): no live reading",
+    )  # fmt: skip
     p.set_defaults(handler=_run_acquire)
 
 
@@ -102,7 +106,7 @@ def _run_acquire(args: argparse.Namespace) -> int:
             pco.configure(
                 output_file=args.output, dataset_name=args.dataset_name, n_frames=args.n_frames,
                 user_id=args.user_id, max_frames_per_file=args.max_frames_per_file,
-                compression=args.compression, layout=args.layout,
+                compression=args.compression, layout=args.layout, swmr=args.swmr,
             )  # fmt: skip
             pco.start()
             stats = pco.wait()

@@ -31,6 +31,7 @@ from pydantic import (
 
 from pco_writer.errors import ConfigError, describe_validation
 from pco_writer.names import (
+    SWMR_BY_DEFAULT,
     Compression,
     check_address,
     check_output_template,
@@ -121,6 +122,9 @@ class RequestSettings(BaseModel):
     """Chunk compression: bitshuffle-lz4 (HDF5 filter 32008) or blosc-lz4 (32001)."""
     layout: LayoutName = "tomcat"
     """The file layout: a built-in one (tomcat, nxtomo) or a layout file (YAML or JSON)."""
+    swmr: bool = SWMR_BY_DEFAULT
+    """Write a file that readers can follow during the run (HDF5 SWMR, read by HDF5 1.10 and
+    newer); --no-swmr (swmr: false) writes the HDF5 1.8 format for older readers."""
 
 
 class AcquisitionSettings(RequestSettings):

@@ -74,12 +74,18 @@ def test_a_writer_killed_with_sigkill_leaves_a_readable_file_and_the_next_run_st
         os.kill(pid, signal.SIGKILL)
         answer = wait_for(lambda: status_is(http, port, "error"), what="the error")
         assert "SIGKILL" in answer["error"], answer
+        assert f"repaired {tmp_path / 'scan.h5'}: cleared the superblock's" in answer["error"]
         error = http.get("/error").json()
         assert error["success"] is True and "SIGKILL" in error["error"]
-        with h5py.File(tmp_path / "scan.h5", "r") as f:  # it opens: no h5clear needed
+        with h5py.File(tmp_path / "scan.h5", "r") as f:  # repaired by the server: it opens
             data = f["exchange/data"]
             assert data.shape[0] >= received_before, (data.shape, received_before)
             check_frames(data, received_before)
+            attrs = f["measurement/acquisition/data"].attrs
+            assert attrs["end_reason"] == (
+                "error: the writer died (SIGKILL); repaired by the control server"
+            )
+            assert attrs["repair_reason"].startswith("the writer died (SIGKILL)")
         again = post_raw(http, rclient_body(cam.address, port, n_frames="10",
                                             dataset_name="data_white"))  # fmt: skip
         assert again["success"] is True, again

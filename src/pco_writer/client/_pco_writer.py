@@ -27,14 +27,14 @@ from pco_writer.client._validate import (
     port_of,
 )
 from pco_writer.errors import ClientError
-from pco_writer.names import with_file_number
+from pco_writer.names import SWMR_BY_DEFAULT, with_file_number
 
 __all__ = ["AcquisitionError", "PcoWriter"]
 
 RUNNING = ("receiving", "writing")
 _SETTINGS = (
     "output_file", "dataset_name", "n_frames", "user_id", "max_frames_per_file",
-    "connection_address", "compression", "layout",
+    "connection_address", "compression", "layout", "swmr",
 )  # fmt: skip
 """The client's settings of the next acquisition: fields of the start request, same names."""
 WAITING = "waiting for parameters"
@@ -75,6 +75,8 @@ class PcoWriter:
             server's data root.
         token: the servers' shared secret, sent in the ``X-PCO-Writer-Token`` header
             (default: ``$PCO_WRITER_TOKEN``; none when that is unset).
+        swmr: write a file readers can follow during the run (HDF5 SWMR, the default);
+            False writes the HDF5 1.8 format for older readers (sent only when False).
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class PcoWriter:
         token: str = "",
         compression: str = "none",
         layout: str = "tomcat",
+        swmr: bool = SWMR_BY_DEFAULT,
     ) -> None:
         if cam:
             connection_address, flask_api_address, writer_api_address = camera_addresses(
@@ -110,6 +113,7 @@ class PcoWriter:
         self.max_frames_per_file = max_frames_per_file
         self.compression = compression
         self.layout = layout
+        self.swmr = swmr
         self.last_run_id = 0
         self.previous_statistics: dict[str, Any] | None = None
         token = token or os.environ.get(TOKEN_ENV, "")
@@ -149,6 +153,7 @@ class PcoWriter:
         verbose: bool = False,
         compression: str | None = None,
         layout: str | None = None,
+        swmr: bool | None = None,
     ) -> dict[str, str]:
         """Change settings of the next acquisition; returns the configuration.
 
@@ -163,7 +168,7 @@ class PcoWriter:
             "output_file": output_file, "dataset_name": dataset_name, "n_frames": n_frames,
             "user_id": user_id, "max_frames_per_file": max_frames_per_file,
             "connection_address": connection_address, "compression": compression,
-            "layout": layout,
+            "layout": layout, "swmr": swmr,
         }  # fmt: skip
         checked = {name: self._checked(name, value) for name, value in given.items()
                    if value is not None}  # fmt: skip
@@ -212,6 +217,8 @@ class PcoWriter:
             config["compression"] = self.compression
         if self.layout != "tomcat":  # pco_rclient's servers know no layout: send it only if set
             config["layout"] = self.layout
+        if self.swmr != SWMR_BY_DEFAULT:  # the same: only when it differs from the default
+            config["swmr"] = str(self.swmr).lower()
         if verbose:
             print(json.dumps(config, indent=2))
         return config

@@ -13,20 +13,22 @@ from pathlib import Path
 
 import h5py
 
+from pco_writer.h5 import _swmr
+
 __all__ = ["open_for_frames"]
 
 LIBVER = ("earliest", "v110")  # as the TOMCAT files (docs/decisions/0002-crash-safety.md)
 ALIGN_FROM, PAGE = 256 << 10, 4096
 
 
-def open_for_frames(path: Path) -> h5py.File:
-    """Open ``path`` for appending frames, or create it.
+def open_for_frames(path: Path, swmr: bool = False) -> h5py.File:
+    """Open ``path`` for appending frames, or create it; in the SWMR format with ``swmr``.
 
     Raises:
         OSError: the file cannot be opened or created (not HDF5, no permission...).
     """
     return h5py.File(
-        path, "a", libver=LIBVER,
+        path, "a", libver=_swmr.LIBVER if swmr else LIBVER,
         rdcc_nbytes=0,  # direct chunk writes only: no chunk cache
         alignment_threshold=ALIGN_FROM, alignment_interval=PAGE,
     )  # fmt: skip
