@@ -187,3 +187,12 @@ def test_a_file_in_the_1_8_format_is_appended_to_in_its_format_without_swmr(
     with h5py.File(path, "r") as f:
         assert f["exchange/data_white"].shape == (10, 4, 6)
         assert f["measurement/acquisition/data_white/tag"].dtype == h5py.string_dtype()
+
+
+def test_a_start_into_a_file_its_killed_writer_left_open_names_the_repair(tmp_path: Path) -> None:
+    crashed = crashed_copy(tmp_path)
+    layout = H5Layout(load_layout("tomcat"))
+    with pytest.raises(OutputError, match=f"`pco-writer repair {crashed}` makes it readable"):
+        layout.check(crashed, "data_white")
+    repair_file(crashed, load_layout("tomcat"), "the writer died", "a test")
+    layout.check(crashed, "data_white")  # repaired: a next acquisition may append

@@ -34,6 +34,7 @@ __all__ = [
     "LIBVER",
     "end_session",
     "follows",
+    "left_open",
     "put_attribute",
     "start_session",
     "text_length",
@@ -68,6 +69,20 @@ def follows(path: Path) -> bool:
         path, block.version,
     )  # fmt: skip
     return False
+
+
+def left_open(path: Path) -> str:
+    """Why ``path`` does not open when its superblock says a writer has it; else ""."""
+    try:
+        block = read_superblock(path)
+    except OSError:
+        return ""
+    if block is None or not block.open_for_writing:
+        return ""
+    return (
+        f"output file {path} is open in a writer, or its writer died: if none runs, "
+        f"`pco-writer repair {path}` makes it readable; else choose another file name"
+    )
 
 
 def start_session(f: h5py.File) -> None:
