@@ -27,8 +27,8 @@ from pco_writer.buffer import ReceivedFrame
 from pco_writer.h5 import H5Sink, OutputFiles
 from pco_writer.h5._layout_file import H5Layout
 from pco_writer.layouts import load_layout
+from pco_writer.ledger import FrameLedger
 from pco_writer.protocol import parse_header
-from pco_writer.sequence import FrameSequence
 
 BATCH = 64
 
@@ -57,11 +57,13 @@ def main() -> None:
 
 def _run(path: Path, args: argparse.Namespace, swmr: bool) -> float:
     n, shape = args.frames, tuple(args.shape)
-    sequence = FrameSequence(n)
-    sink = H5Sink(OutputFiles(str(path)), "data", sequence,
+    ledger = FrameLedger(n)
+    sink = H5Sink(OutputFiles(str(path)), "data", ledger,
                   layout=H5Layout(load_layout("tomcat"), swmr=swmr))  # fmt: skip
     pixels = np.arange(int(np.prod(shape)), dtype=np.uint16).tobytes()
-    frames = [_frame(sequence, 1000 + i, shape, pixels) for i in range(n)]
+    frames = [_frame(1000 + i, shape, pixels) for i in range(n)]
+    ledger.decide(frames)
+    ledger.place(frames)
     start = time.perf_counter()
     for i in range(0, n, BATCH):
         sink.write(frames[i : i + BATCH])
@@ -75,12 +77,10 @@ def _run(path: Path, args: argparse.Namespace, swmr: bool) -> float:
     return n / elapsed
 
 
-def _frame(
-    sequence: FrameSequence, frame_id: int, shape: tuple[int, ...], data: bytes
-) -> ReceivedFrame:
+def _frame(frame_id: int, shape: tuple[int, ...], data: bytes) -> ReceivedFrame:
     header = parse_header(json.dumps({"htype": "array-1.0", "shape": list(shape), "frame": frame_id,
                                       "type": "uint16", "endianness": "little"}))  # fmt: skip
-    return ReceivedFrame(sequence.accept(header), header, data, len(data))
+    return ReceivedFrame(-1, header, data, len(data))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +20,10 @@ from _stream_helpers import SHAPE, Push, camera, finish, frame, image, running_w
 
 from pco_writer.client import PcoWriter
 from pco_writer.control import ControlServer
-from pco_writer.control._request import parse_start_request
-from pco_writer.control._run import writer_command
+from pco_writer.control._request import parse_start_request, writer_settings
 from pco_writer.h5._superblock import read_superblock
-from pco_writer.writer import Writer, WriterConfig
+from pco_writer.settings import AcquisitionSettings
+from pco_writer.writer import Writer
 
 FIRST = 5000
 HERE = Path(__file__).parent
@@ -106,7 +105,7 @@ def test_a_reader_in_another_process_follows_a_10000_frame_run_frame_by_frame(
 
 def open_ended(output: Path, cam: Push, **settings: Any) -> Writer:
     """A started writer with ``n_frames`` 0: it writes until stopped (flushed every 0.2 s)."""
-    writer = Writer(WriterConfig(connect=cam.address, output=str(output), n_frames=0,
+    writer = Writer(AcquisitionSettings(connect=cam.address, output=str(output), n_frames=0,
                                  buffer_bytes=1 << 24, flush_interval=0.2, **settings))  # fmt: skip
     writer.start()
     return writer
@@ -200,12 +199,13 @@ def test_nxtomo_frames_appended_by_a_second_acquisition_are_followed(tmp_path: P
 def test_swmr_false_in_a_start_request_writes_the_hdf5_1_8_format(tmp_path: Path) -> None:
     body = {"connection_address": "tcp://127.0.0.1:8080", "output_file": "x.h5",
             "n_frames": "5", "dataset_name": "data"}  # fmt: skip
-    argv: Callable[[dict[str, str]], list[str]] = lambda extra: writer_command(  # noqa: E731
-        "python", parse_start_request({**body, **extra}), tmp_path / "x.h5", 1, "h", "u"
-    )
-    assert "--no-swmr" not in argv({})  # pco_rclient sends no swmr: SWMR files
-    assert "--no-swmr" not in argv({"swmr": "true"})
-    assert "--no-swmr" in argv({"swmr": "false"})
+
+    def swmr(extra: dict[str, str]) -> bool:
+        return writer_settings(parse_start_request({**body, **extra}), tmp_path).swmr
+
+    assert swmr({}) is True  # pco_rclient sends no swmr: SWMR files
+    assert swmr({"swmr": "true"}) is True
+    assert swmr({"swmr": "false"}) is False
     server = ControlServer("127.0.0.1", 0, data_root=tmp_path).start()
     try:
         with camera() as cam, PcoWriter(

@@ -22,7 +22,7 @@ from pco_writer.h5._layout_file import H5Layout
 from pco_writer.h5._repair import repair_file
 from pco_writer.h5._superblock import clear_open_flags, lookup3, read_superblock
 from pco_writer.layouts import load_layout, parse_layout
-from pco_writer.sequence import FrameSequence
+from pco_writer.ledger import FrameLedger
 
 
 def test_lookup3_gives_the_values_of_bob_jenkins_reference_driver() -> None:
@@ -47,10 +47,10 @@ def test_the_checksum_of_a_superblock_written_by_hdf5_is_lookup3_of_its_bytes(
 
 def crashed_copy(tmp_path: Path, layout: str = "tomcat", swmr: bool = True) -> Path:
     """A file as a writer killed after its first flush leaves it (5 of 8 frames flushed)."""
-    sequence = FrameSequence(8)
-    sink = H5Sink(OutputFiles(str(tmp_path / "scan.h5")), "data", sequence,
+    ledger = FrameLedger(8)
+    sink = H5Sink(OutputFiles(str(tmp_path / "scan.h5")), "data", ledger,
                   flush_interval=0.0, layout=H5Layout(load_layout(layout), swmr=swmr))  # fmt: skip
-    sink.write(make_frames(sequence, 8, (4, 6), lambda i: {"angle": float(i)})[:5])
+    sink.write(make_frames(ledger, 8, (4, 6), lambda i: {"angle": float(i)})[:5])
     sink.flush_if_due()
     crashed = tmp_path / "crashed.h5"
     shutil.copy(tmp_path / "scan.h5", crashed)
@@ -141,10 +141,10 @@ def test_the_repair_refuses_a_file_a_process_still_writes(tmp_path: Path) -> Non
 
 def test_the_repair_of_a_layout_without_end_reason_notes_it_on_the_root(tmp_path: Path) -> None:
     layout = parse_layout({"name": "bare", "tree": {"frames": {"frames": {"append": True}}}})
-    sequence = FrameSequence(4)
-    sink = H5Sink(OutputFiles(str(tmp_path / "scan.h5")), "data", sequence,
+    ledger = FrameLedger(4)
+    sink = H5Sink(OutputFiles(str(tmp_path / "scan.h5")), "data", ledger,
                   flush_interval=0.0, layout=H5Layout(layout))  # fmt: skip
-    sink.write(make_frames(sequence, 4, (4, 6), None))
+    sink.write(make_frames(ledger, 4, (4, 6), None))
     sink.flush_if_due()
     shutil.copy(tmp_path / "scan.h5", tmp_path / "crashed.h5")
     sink.close("completed")
