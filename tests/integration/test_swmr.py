@@ -33,9 +33,17 @@ import json, sys
 import h5py, hdf5plugin, numpy as np
 from _stream_helpers import image
 with h5py.File(sys.argv[1], "r", swmr=True) as f:
-    data = f[sys.argv[2]]
-    n = data.shape[0]
+    data = f.get(sys.argv[2])  # None: the acquisition has not opened the file yet
+    n = data.shape[0] if data is not None else 0
     print(json.dumps({"rows": n, "last": int(data[n - 1].sum()) if n else None}))
+"""
+HOLD = """
+import sys, h5py
+with h5py.File(sys.argv[1], "r", swmr=True) as f:
+    print(f["exchange/data"].shape[0], flush=True)
+    sys.stdin.read()
+    f["exchange/data"].refresh()
+    print(f["exchange/data"].shape[0], flush=True)
 """
 
 
@@ -142,10 +150,21 @@ def test_data_white_and_data_black_appended_to_a_file_are_followed_as_they_grow(
     tmp_path: Path,
 ) -> None:
     output = tmp_path / "scan.h5"
-    for k, name in enumerate(("data", "data_white", "data_black")):
-        follow_one_acquisition(output, f"exchange/{name}", output, FIRST + 100 * k,
-                               dataset_name=name)  # fmt: skip
-        assert closed_as_swmr(output)
+    follow_one_acquisition(output, "exchange/data", output, FIRST)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(output)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "40\n"
+        for k, name in enumerate(("data_white", "data_black"), start=1):  # a reader stays
+            follow_one_acquisition(output, f"exchange/{name}", output, FIRST + 100 * k,
+                                   dataset_name=name)  # fmt: skip
+            assert closed_as_swmr(output)
+        out, _ = holder.communicate("", timeout=30)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(5)
+    assert holder.returncode == 0 and out == "40\n"  # its handle still reads what it had
     with h5py.File(output, "r") as f:
         for k, name in enumerate(("data", "data_white", "data_black")):
             assert f["exchange"][name].shape == (40, *SHAPE)
