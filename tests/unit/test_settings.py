@@ -39,6 +39,7 @@ UNUSUAL: dict[str, Any] = {
     "flush_interval": 0.25,
     "compression_threads": 3,
     "data_root": "/data",
+    "swmr": False,
 }
 
 

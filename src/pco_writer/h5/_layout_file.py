@@ -450,7 +450,7 @@ class LayoutFile:
             self._n_rows = self._data.shape[0]
         else:
             self._data = self._file.create_dataset(
-                path, shape=(0, *header.shape), maxshape=(None, *header.shape),
+                path, shape=(0, *header.shape), maxshape=_swmr.frames_maxshape(header, self._live),
                 chunks=(1, *header.shape), dtype=header.dtype,
                 **frames_filter(self._owner.compression),
             )  # fmt: skip

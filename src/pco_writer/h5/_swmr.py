@@ -34,6 +34,7 @@ __all__ = [
     "LIBVER",
     "end_session",
     "follows",
+    "frames_maxshape",
     "left_open",
     "put_attribute",
     "start_session",
@@ -128,6 +129,18 @@ def write_in_place(ds: Any, value: Any) -> bool:
         return False
     ds[()] = value
     return True
+
+
+def frames_maxshape(header: Any, swmr: bool) -> tuple[int | None, ...]:
+    """The frames dataset's maximum shape: in a SWMR file every dimension is unlimited.
+
+    With one unlimited dimension HDF5 1.10 indexes the chunks in an extensible array, which
+    allocates its blocks for every row up to the highest written: a run whose ids jump
+    100,000 at a time (issue 12) made 26 MB of index for 200 frames. With more than one it
+    takes a version-2 B-tree, which holds only the chunks written (6.4 MB for the 200
+    frames' 6.4 MB of pixels), as fast (ADR 0060).
+    """
+    return (None,) * (1 + len(header.shape)) if swmr else (None, *header.shape)
 
 
 def text_length(sample: Any) -> int:
