@@ -95,6 +95,7 @@ def _add_repair(commands: Any) -> None:
 
 def _run_repair(args: argparse.Namespace) -> int:
     from pco_writer.errors import PcoWriterError
+    from pco_writer.h5 import OutputFiles
     from pco_writer.h5._repair import repair_file
     from pco_writer.layouts import load_layout
 
@@ -103,19 +104,21 @@ def _run_repair(args: argparse.Namespace) -> int:
     except PcoWriterError as exc:
         log.error("cannot repair: %s", exc)
         return EXIT_USAGE
-    from pco_writer.h5 import OutputFiles
-
     failed = False
-    paths = [OutputFiles(f).path(n) for f in args.files for n in OutputFiles(f).existing_numbers()]
-    for missing in [f for f in args.files if not OutputFiles(f).existing_numbers()]:
-        log.error("cannot repair %s: no such file", missing)
-        failed = True
-    for path in paths:
-        try:
-            print(repair_file(path, layout, args.reason, args.by, args.dataset_name).describe())
-        except PcoWriterError as exc:
-            log.error("%s", exc)
+    for name in args.files:
+        files = OutputFiles(name)
+        numbers = files.existing_numbers()
+        if not numbers:
+            log.error("cannot repair %s: no such file", name)
             failed = True
+        for number in numbers:
+            try:
+                done = repair_file(files.path(number), layout, args.reason, args.by,
+                                   args.dataset_name)  # fmt: skip
+                print(done.describe())
+            except PcoWriterError as exc:
+                log.error("%s", exc)
+                failed = True
     return EXIT_FAILED if failed else EXIT_OK
 
 

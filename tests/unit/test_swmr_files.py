@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from test_layout_file import acquire, make_frames
 
+from pco_writer.cli import main
 from pco_writer.errors import OutputError
 from pco_writer.h5 import H5Sink, OutputFiles
 from pco_writer.h5._layout_file import H5Layout
@@ -196,3 +197,21 @@ def test_a_start_into_a_file_its_killed_writer_left_open_names_the_repair(tmp_pa
         layout.check(crashed, "data_white")
     repair_file(crashed, load_layout("tomcat"), "the writer died", "a test")
     layout.check(crashed, "data_white")  # repaired: a next acquisition may append
+
+
+def test_pco_writer_repair_takes_a_roll_over_template_for_each_of_its_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    crashed = crashed_copy(tmp_path)
+    for number in (1, 2):
+        shutil.copy(crashed, tmp_path / f"scan_{number:03d}.h5")
+    assert main(["repair", str(tmp_path / "scan_%03d.h5")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        str(tmp_path / "scan_001.h5"), str(tmp_path / "scan_002.h5")
+    ]  # fmt: skip
+    for number in (1, 2):
+        with h5py.File(tmp_path / f"scan_{number:03d}.h5", "r") as f:
+            attrs = f["measurement/acquisition/data"].attrs
+            assert attrs["end_reason"] == "error: the writer died; repaired by pco-writer repair"
+    assert main(["repair", str(tmp_path / "nothing_%03d.h5")]) == 1

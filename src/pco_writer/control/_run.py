@@ -197,7 +197,8 @@ class WriterRun:
             return (
                 f"the writer (pid {self.pid}) was killed by signal {_signal_name(-code)} "
                 f"(exit code {code}); "
-                f"{self.output} holds the frames flushed before (about 1 s); {self.repaired}"
+                f"{self.output} holds the frames flushed before (about 1 s)"
+                + (f"; {self.repaired}" if self.repaired else "")
             )
         errors = [line for line in self.tail if " ERROR " in line or " CRITICAL " in line]
         if errors:
