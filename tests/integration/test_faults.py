@@ -312,6 +312,42 @@ def test_a_restarted_control_server_adopts_the_running_writer_with_all_its_setti
         check_frames(data, stats["n_written_frames"])
 
 
+def test_a_restarted_control_server_repairs_the_file_of_an_adopted_writer_that_dies(
+    tmp_path: Path,
+) -> None:
+    port, writer_port = free_port(), free_port()
+    pid = 0
+    try:
+        with camera(fps=200) as cam:
+            with (
+                server_process(tmp_path, port, tmp_path / "server.log") as old,
+                httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as http,
+            ):
+                assert post_raw(http, rclient_body(cam.address, writer_port, n_frames="0"))[
+                    "success"
+                ]
+                pid = http.get("/writers").json()["writers"][0]["pid"]
+                old.kill()
+                old.wait(5.0)
+            with (
+                ControlServer("127.0.0.1", port, data_root=tmp_path) as new,
+                httpx.Client(base_url=new.url, timeout=5) as http,
+            ):
+                wait_for(lambda: writer_stats(writer_port)["n_received_frames"] >= 50)
+                time.sleep(1.6)  # flushed
+                os.kill(pid, signal.SIGKILL)
+                answer = wait_for(lambda: status_is(http, writer_port, "error"), 15, "the error")
+    finally:
+        if pid:
+            kill_if_alive(pid)
+    assert f"repaired {tmp_path.resolve() / 'scan.h5'}: cleared" in answer["error"], answer
+    with h5py.File(tmp_path / "scan.h5", "r") as f:  # opens: repaired
+        assert f["exchange/data"].shape[0] >= 50
+        check_frames(f["exchange/data"], 50)
+        reason = f["measurement/acquisition/data"].attrs["end_reason"]
+        assert reason == "error: the writer died; repaired by the control server"
+
+
 # --- bad clients while the writer ingests ------------------------------------------------------
 
 
