@@ -17,6 +17,7 @@ flatters neither side.
     python bench/throughput.py                      # pco.edge 2560x2160 uint16
     python bench/throughput.py --shape 64 250       # small frames: per-frame overhead
     python bench/throughput.py --compression bitshuffle-lz4 --frames 400
+    python bench/throughput.py --frames 200 --no-swmr   # the HDF5 1.8 format, no SWMR
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def main() -> None:
     print(
         f"ratio={writer['GBps'] / limit:.3f} writer_GBps={writer['GBps']:.3f} "
         f"limit_GBps={limit:.3f} lost={writer['lost']} peak_rss_MB={peak_rss_mb:.0f} "
-        f"fps={writer['fps']:.0f} ratio_comp={ratio_comp:.3f}",
+        f"fps={writer['fps']:.0f} ratio_comp={ratio_comp:.3f} swmr={int(args.swmr)}",
         flush=True,
     )
 
@@ -93,6 +94,7 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--port", type=int, default=0, help="loopback port (default: a free one)")
     p.add_argument("--compression", default="none", choices=COMPRESSIONS)
     p.add_argument("--compression-threads", type=int, default=0, help="0 = one per core")
+    p.add_argument("--no-swmr", dest="swmr", action="store_false", help="write the HDF5 1.8 format")
     return p.parse_args()
 
 
@@ -125,6 +127,7 @@ def _run_writer(args: argparse.Namespace, frames: int, path: Path) -> dict[str, 
         settings = AcquisitionSettings(
             connect=address, output=str(path), n_frames=frames, buffer_bytes=args.buffer_bytes,
             compression=args.compression, compression_threads=args.compression_threads,
+            swmr=args.swmr,
         )  # fmt: skip
         writer = Writer(settings)
         writer.start()

@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND", dest="command")
     _add_write(commands)
     _add_simulate(commands)
+    _add_repair(commands)
     for add in _extra_commands():
         add(commands)
     for sub in _subparsers(parser):
@@ -150,6 +151,52 @@ def _add_simulate(commands: Any) -> None:
                    help="send a capture folder (NNNNNN_000.raw headers, NNNNNN_001.raw data) "
                    "instead of simulated frames (default: simulated frames)")  # fmt: skip
     p.set_defaults(handler=_run_simulate)
+
+
+def _add_repair(commands: Any) -> None:
+    p = commands.add_parser(
+        "repair", help="make the file of a writer that died readable, and record its end"
+    )
+    p.add_argument(
+        "files", nargs="+", metavar="FILE",
+        help="HDF5 file(s); a roll-over template (scan_%%03d.h5) names each of its files",
+    )  # fmt: skip
+    p.add_argument("--layout", default="tomcat", help="the layout the file was written in")
+    p.add_argument(
+        "--dataset-name", default=None, help="the acquisition to end (default: every one not ended)"
+    )
+    p.add_argument("--reason", default="the writer died", help="recorded in the file")
+    p.add_argument("--by", default="pco-writer repair", help="recorded in the file")
+    p.set_defaults(handler=_run_repair)
+
+
+def _run_repair(args: argparse.Namespace) -> int:
+    from pco_writer.errors import PcoWriterError
+    from pco_writer.h5 import OutputFiles
+    from pco_writer.h5._repair import repair_file
+    from pco_writer.layouts import load_layout
+
+    try:
+        layout = load_layout(args.layout)
+    except PcoWriterError as exc:
+        log.error("cannot repair: %s", exc)
+        return EXIT_USAGE
+    failed = False
+    for name in args.files:
+        files = OutputFiles(name)
+        numbers = files.existing_numbers()
+        if not numbers:
+            log.error("cannot repair %s: no such file", name)
+            failed = True
+        for number in numbers:
+            try:
+                done = repair_file(files.path(number), layout, args.reason, args.by,
+                                   args.dataset_name)  # fmt: skip
+                print(done.describe())
+            except PcoWriterError as exc:
+                log.error("%s", exc)
+                failed = True
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _run_write(args: argparse.Namespace) -> int:

@@ -23,6 +23,7 @@ __all__ = [
     "COMPRESSIONS",
     "LAYOUT_FILE_SUFFIXES",
     "USUAL_DATASET_NAMES",
+    "SWMR_BY_DEFAULT",
     "Compression",
     "around_file_number",
     "builtin_layouts",
@@ -39,6 +40,8 @@ __all__ = [
 
 Compression = Literal["none", "bitshuffle-lz4", "blosc-lz4"]
 COMPRESSIONS: tuple[str, ...] = get_args(Compression)
+SWMR_BY_DEFAULT = True
+"""Files are written so that readers can follow them (SWMR) unless a start asks otherwise."""
 
 _DATASET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 # What the writer fills in an output template: %% (a literal '%') and the file number, printf's

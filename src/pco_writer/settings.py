@@ -32,6 +32,7 @@ from pydantic import (
 
 from pco_writer.errors import ConfigError, describe_validation
 from pco_writer.names import (
+    SWMR_BY_DEFAULT,
     Compression,
     check_address,
     check_layout_name,
@@ -138,6 +139,9 @@ class RequestSettings(BaseModel):
     parameters: ParameterValues = Field(default_factory=dict)
     """Values of the layout's parameters, written into the file (e.g. {"sample_name":
     "foam"}); names and types are checked against the layout at the start."""
+    swmr: bool = SWMR_BY_DEFAULT
+    """Write a file that readers can follow during the run (HDF5 SWMR, read by HDF5 1.10 and
+    newer); --no-swmr (swmr: false) writes the HDF5 1.8 format for older readers."""
 
 
 class AcquisitionSettings(RequestSettings):

@@ -74,12 +74,18 @@ def test_a_writer_killed_with_sigkill_leaves_a_readable_file_and_the_next_run_st
         os.kill(pid, signal.SIGKILL)
         answer = wait_for(lambda: status_is(http, port, "error"), what="the error")
         assert "SIGKILL" in answer["error"], answer
+        assert f"repaired {tmp_path / 'scan.h5'}: cleared the superblock's" in answer["error"]
         error = http.get("/error").json()
         assert error["success"] is True and "SIGKILL" in error["error"]
-        with h5py.File(tmp_path / "scan.h5", "r") as f:  # it opens: no h5clear needed
+        with h5py.File(tmp_path / "scan.h5", "r") as f:  # repaired by the server: it opens
             data = f["exchange/data"]
             assert data.shape[0] >= received_before, (data.shape, received_before)
             check_frames(data, received_before)
+            attrs = f["measurement/acquisition/data"].attrs
+            assert attrs["end_reason"] == (
+                "error: the writer died (SIGKILL); repaired by the control server"
+            )
+            assert attrs["repair_reason"].startswith("the writer died (SIGKILL)")
         again = post_raw(http, rclient_body(cam.address, port, n_frames="10",
                                             dataset_name="data_white"))  # fmt: skip
         assert again["success"] is True, again
@@ -306,6 +312,42 @@ def test_a_restarted_control_server_adopts_the_running_writer_with_all_its_setti
         data = f["entry/instrument/detector/data"]
         assert data.id.get_create_plist().get_filter(0)[0] == 32008  # bitshuffle-lz4
         check_frames(data, stats["n_written_frames"])
+
+
+def test_a_restarted_control_server_repairs_the_file_of_an_adopted_writer_that_dies(
+    tmp_path: Path,
+) -> None:
+    port, writer_port = free_port(), free_port()
+    pid = 0
+    try:
+        with camera(fps=200) as cam:
+            with (
+                server_process(tmp_path, port, tmp_path / "server.log") as old,
+                httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as http,
+            ):
+                assert post_raw(http, rclient_body(cam.address, writer_port, n_frames="0"))[
+                    "success"
+                ]
+                pid = http.get("/writers").json()["writers"][0]["pid"]
+                old.kill()
+                old.wait(5.0)
+            with (
+                ControlServer("127.0.0.1", port, data_root=tmp_path) as new,
+                httpx.Client(base_url=new.url, timeout=5) as http,
+            ):
+                wait_for(lambda: writer_stats(writer_port)["n_received_frames"] >= 50)
+                time.sleep(1.6)  # flushed
+                os.kill(pid, signal.SIGKILL)
+                answer = wait_for(lambda: status_is(http, writer_port, "error"), 15, "the error")
+    finally:
+        if pid:
+            kill_if_alive(pid)
+    assert f"repaired {tmp_path.resolve() / 'scan.h5'}: cleared" in answer["error"], answer
+    with h5py.File(tmp_path / "scan.h5", "r") as f:  # opens: repaired
+        assert f["exchange/data"].shape[0] >= 50
+        check_frames(f["exchange/data"], 50)
+        reason = f["measurement/acquisition/data"].attrs["end_reason"]
+        assert reason == "error: the writer died; repaired by the control server"
 
 
 # --- bad clients while the writer ingests ------------------------------------------------------

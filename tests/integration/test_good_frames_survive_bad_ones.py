@@ -136,10 +136,16 @@ def test_ids_beyond_int64_are_refused_at_the_door_and_the_file_closes_with_its_r
     assert attrs["end_reason"] == "stopped"
 
 
-def test_a_chain_of_long_gaps_keeps_the_file_in_proportion_to_the_frames(tmp_path: Path) -> None:
-    # issue 12.5: 200 frames, each 99,999 ids after the last, made a 3.8 GB file
+@pytest.mark.parametrize(("swmr", "at_most"), [(True, 4 << 20), (False, 2 << 20)],
+                         ids=["swmr", "hdf5-1.8-format"])  # fmt: skip
+def test_a_chain_of_long_gaps_keeps_the_file_in_proportion_to_the_frames(
+    tmp_path: Path, swmr: bool, at_most: int
+) -> None:
+    # issue 12.5: 200 frames, each 99,999 ids after the last, made a 3.8 GB file. Measured:
+    # 1.5 MB in the 1.8 format, 3.2 MB with SWMR, whose per-frame datasets index their chunks
+    # in extensible arrays that span the 20 M rows (ADR 0060)
     out, ids = tmp_path / "gaps.h5", [i * 99_999 for i in range(200)]
-    with camera() as cam, running_writer(connect=cam.address, output=str(out)) as w:
+    with camera() as cam, running_writer(connect=cam.address, output=str(out), swmr=swmr) as w:
         for frame_id in ids:
             cam.send(frame(frame_id))
         wait_until_written(w, len(ids))
@@ -148,7 +154,7 @@ def test_a_chain_of_long_gaps_keeps_the_file_in_proportion_to_the_frames(tmp_pat
     missing = ids[-1] + 1 - len(ids)
     assert (stats["n_written_frames"], stats["n_lost_frames"]) == (len(ids), missing)
     pixels = len(ids) * image(0).nbytes
-    assert os.path.getsize(out) < 2 << 20, f"{os.path.getsize(out)} bytes for {pixels} of pixels"
+    assert os.path.getsize(out) < at_most, f"{os.path.getsize(out)} bytes for {pixels} of pixels"
     with h5py.File(out, "r") as f:
         group = f["measurement/acquisition/data"]
         ranges = group["missing_frame_ranges"][:]

@@ -24,6 +24,7 @@ from _stream_helpers import SHAPE, camera, finish, frame, image, running_writer
 
 from pco_writer.errors import DatasetExistsError
 from pco_writer.h5._layout_file import LayoutFile
+from pco_writer.h5._superblock import read_superblock
 from pco_writer.settings import AcquisitionSettings
 from pco_writer.writer import Writer, WriterStatus
 
@@ -334,13 +335,13 @@ def writer_process(*args: str) -> Iterator[subprocess.Popen[str]]:
 
 @contextmanager
 def streamed_until_stopped(
-    output: Path, n: int, settle_s: float, shape: tuple[int, ...] = SHAPE
+    output: Path, n: int, settle_s: float, shape: tuple[int, ...] = SHAPE, *more: str
 ) -> Iterator[subprocess.Popen[str]]:
     """A ``--n-frames 0`` writer process that was sent ``n`` frames ``settle_s`` s ago."""
     with (
         camera() as cam,
         writer_process(
-            "--connect", cam.address, "--output", str(output), "--n-frames", "0"
+            "--connect", cam.address, "--output", str(output), "--n-frames", "0", *more
         ) as proc,
     ):
         for i in range(n):
@@ -423,10 +424,22 @@ def test_a_bad_output_name_is_refused_before_connecting(bad: str, tmp_path: Path
     assert not any(tmp_path.iterdir())
 
 
+def check_killed_file(output: Path, n: int, shape: tuple[int, ...]) -> dict[str, Any]:
+    """The frames and their values as streamed; returns the acquisition's attributes."""
+    with h5py.File(output, "r") as f:  # plain open: no h5clear, no SWMR
+        data = f["exchange/data"]
+        assert data.shape == (n, *shape)
+        for i in range(n):
+            assert np.array_equal(data[i], image(FIRST + i, shape))
+        group = f["measurement/acquisition/data"]
+        assert list(group["frame"][:]) == [FIRST + i for i in range(n)]
+        return dict(group.attrs)
+
+
 @pytest.mark.parametrize(
     "shape", [SHAPE, (512, 1024)], ids=["small-frames", "1-MiB-frames-aligned-and-gil-free"]
 )
-def test_kill_minus_9_leaves_a_readable_file_with_the_frames_of_the_last_flush(
+def test_kill_minus_9_of_a_swmr_writer_leaves_a_file_that_pco_writer_repair_opens(
     tmp_path: Path, shape: tuple[int, int]
 ) -> None:
     output = tmp_path / "crash.h5"
@@ -434,14 +447,30 @@ def test_kill_minus_9_leaves_a_readable_file_with_the_frames_of_the_last_flush(
     with streamed_until_stopped(output, 30, settle_s=2.5, shape=shape) as proc:
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=10)
-    with h5py.File(output, "r") as f:  # plain open: no h5clear, no SWMR
-        data = f["exchange/data"]
-        assert data.shape == (30, *shape)
-        for i in range(30):
-            assert np.array_equal(data[i], image(FIRST + i, shape))
-        group = f["measurement/acquisition/data"]
-        assert list(group["frame"][:]) == [FIRST + i for i in range(30)]
-        assert "end_reason" not in group.attrs  # never closed: the reader knows
+    with h5py.File(output, "r", swmr=True) as f:  # a reader that follows it reads on
+        assert f["exchange/data"].shape == (30, *shape)
+    with pytest.raises(OSError, match="already open for write"):
+        h5py.File(output, "r")
+    repair = subprocess.run([sys.executable, "-m", "pco_writer.cli", "repair", str(output)],
+                            capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert repair.returncode == 0, repair.stderr
+    assert "cleared the superblock's open-for-writing flags" in repair.stdout
+    attrs = check_killed_file(output, 30, shape)
+    assert attrs["end_reason"] == "error: the writer died; repaired by pco-writer repair"
+    assert attrs["repair_reason"].startswith("the writer died; repaired by pco-writer repair")
+    assert attrs["repair_time"].startswith(time.strftime("%Y-"))
+
+
+def test_kill_minus_9_of_a_no_swmr_writer_leaves_a_file_that_opens_as_it_is(
+    tmp_path: Path,
+) -> None:
+    output = tmp_path / "crash.h5"
+    with streamed_until_stopped(output, 30, 2.5, SHAPE, "--no-swmr") as proc:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=10)
+    assert "end_reason" not in check_killed_file(output, 30, SHAPE)  # never closed: it shows
+    block = read_superblock(output)
+    assert block is not None and block.version == 0  # the HDF5 1.8 format, as before SWMR
 
 
 def test_missing_parent_folders_are_created(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ UNUSUAL: dict[str, Any] = {
     "compression_threads": 3,
     "data_root": "/data",
     "parameters": {"sample_name": "foam", "distance": 120.5, "flags": [1, 2]},
+    "swmr": False,
 }
 
 

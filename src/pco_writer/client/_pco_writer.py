@@ -29,14 +29,14 @@ from pco_writer.client._validate import (
 )
 from pco_writer.errors import ClientError, UnusualNameWarning
 from pco_writer.exit_record import describe_end
-from pco_writer.names import unusual_dataset_name, with_file_number
+from pco_writer.names import SWMR_BY_DEFAULT, unusual_dataset_name, with_file_number
 
 __all__ = ["AcquisitionError", "PcoWriter"]
 
 RUNNING = ("receiving", "writing")
 _SETTINGS = (
     "output_file", "dataset_name", "n_frames", "user_id", "max_frames_per_file",
-    "connection_address", "compression", "layout", "idle_timeout", "parameters",
+    "connection_address", "compression", "layout", "idle_timeout", "parameters", "swmr",
 )  # fmt: skip
 """The client's settings of the next acquisition: fields of the start request, same names."""
 WAITING = "waiting for parameters"
@@ -83,6 +83,8 @@ class PcoWriter:
             while the writer runs.
         token: the servers' shared secret, sent in the ``X-PCO-Writer-Token`` header
             (default: ``$PCO_WRITER_TOKEN``; none when that is unset).
+        swmr: write a file readers can follow during the run (HDF5 SWMR, the default);
+            False writes the HDF5 1.8 format for older readers (sent only when False).
     """
 
     def __init__(
@@ -104,6 +106,7 @@ class PcoWriter:
         layout: str = "tomcat",
         idle_timeout: float = 0.0,
         parameters: dict[str, Any] | None = None,
+        swmr: bool = SWMR_BY_DEFAULT,
     ) -> None:
         if cam:
             connection_address, flask_api_address, writer_api_address = camera_addresses(
@@ -123,6 +126,7 @@ class PcoWriter:
         self.idle_timeout = idle_timeout
         self.parameters = dict(parameters or {})
         _warn_if_unusual(dataset_name)
+        self.swmr = swmr
         self.last_run_id = 0
         self.previous_statistics: dict[str, Any] | None = None
         token = token or os.environ.get(TOKEN_ENV, "")
@@ -164,6 +168,7 @@ class PcoWriter:
         layout: str | None = None,
         idle_timeout: float | None = None,
         parameters: dict[str, Any] | None = None,
+        swmr: bool | None = None,
     ) -> dict[str, Any]:
         """Change settings of the next acquisition; returns the configuration.
 
@@ -183,6 +188,7 @@ class PcoWriter:
             "user_id": user_id, "max_frames_per_file": max_frames_per_file,
             "connection_address": connection_address, "compression": compression,
             "layout": layout, "idle_timeout": idle_timeout, "parameters": parameters,
+            "swmr": swmr,
         }  # fmt: skip
         given = {name: value for name, value in given.items() if value is not None}
         if "layout" in given or "parameters" in given:  # checked together
@@ -234,6 +240,8 @@ class PcoWriter:
             config["idle_timeout"] = str(self.idle_timeout)
         if self.parameters:
             config["parameters"] = self.parameters
+        if self.swmr != SWMR_BY_DEFAULT:  # the same: only when it differs from the default
+            config["swmr"] = str(self.swmr).lower()
         if verbose:
             print(json.dumps(config, indent=2))
         return config

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -76,6 +77,18 @@ def _writer_of(pid: int, prefix: str) -> FoundWriter | None:
     return FoundWriter(pid, command.rest_port, command.settings, cmdline)
 
 
+def _uid_of(pid: int) -> int | None:
+    """The user a process runs as; None when it is this server's (or cannot be read)."""
+    try:
+        for line in (_PROC / str(pid) / "status").read_text().splitlines():
+            if line.startswith("Uid:"):
+                uid = int(line.split()[1])
+                return None if uid == os.geteuid() else uid
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def _is_zombie(pid: int) -> bool:
     try:
         stat = (_PROC / str(pid) / "stat").read_text()
@@ -105,6 +118,8 @@ class AdoptedRun(WriterRun):
         self._lock = threading.Lock()
         self._pid = found.pid
         self._cmdline = found.cmdline
+        self.repaired = ""
+        self._python, self._env, self._user = sys.executable, None, _uid_of(found.pid)
         threading.Thread(target=self._watch, name=f"adopted-{found.port}", daemon=True).start()
         log.warning("adopted writer pid=%d port=%d (started before this server)", self.pid,
                     self.port)  # fmt: skip
@@ -130,11 +145,13 @@ class AdoptedRun(WriterRun):
         while self._still_there():
             time.sleep(_POLL_S)
         time.sleep(_POLL_S)  # its last report may still be on the way
+        if self.statistics is None and self.error is None:  # it died: repair as for a child
+            self.repaired = self._repair("the writer died")
         with self._lock:
             if self.statistics is None and self.error is None:
                 self._set_error(
                     f"the adopted writer (pid {self._pid}) exited without reporting; "
-                    f"see {self.output}"
+                    f"see {self.output}" + (f"; {self.repaired}" if self.repaired else "")
                 )
         log.info("adopted writer pid=%d port=%d exited", self._pid, self.port)
         self._exited.set()

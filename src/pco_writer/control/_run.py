@@ -15,11 +15,23 @@ from pco_writer.exit_record import REFUSED, ExitRecord, read_exit_record
 from pco_writer.settings import AcquisitionSettings
 from pco_writer.statistics import iso_now
 
-__all__ = ["WriterRun"]
+__all__ = ["WriterRun", "repair_command"]
 
 log = logging.getLogger(__name__)
 
 _TAIL_LINES = 40
+_REPAIR_TIMEOUT_S = 60.0
+
+
+def repair_command(python: str, settings: AcquisitionSettings, reason: str) -> list[str]:
+    """The ``pco-writer repair`` command line for the files of a writer that died."""
+    return [
+        python, "-m", "pco_writer.cli", "repair", settings.output,
+        "--layout", settings.layout,
+        "--dataset-name", settings.dataset_name,
+        "--reason", reason,
+        "--by", "the control server",
+    ]  # fmt: skip
 
 
 class WriterRun:
@@ -55,6 +67,9 @@ class WriterRun:
         self.exit_record: ExitRecord | None = None
         self.ready = False
         self.tail: deque[str] = deque(maxlen=_TAIL_LINES)
+        self.repaired = ""
+        """What the repair after the writer died did (see :meth:`_repair`)."""
+        self._python, self._env, self._user = argv[0], env, user
         self._exited = threading.Event()
         self._lock = threading.Lock()
         self.process = subprocess.Popen(
@@ -142,6 +157,8 @@ class WriterRun:
             assert self.process.stderr is not None
             self.process.stderr.close()
         record = read_exit_record(printed)
+        if code < 0:  # before the run counts as ended: a next run may append to the file
+            self.repaired = self._repair(f"the writer died ({_signal_name(-code)})")
         with self._lock:
             self.exit_code, self.exit_record = code, record
             if self.statistics is None and record is not None and record.statistics is not None:
@@ -153,6 +170,27 @@ class WriterRun:
         log.info("writer pid=%d port=%d exited with code %d", self.pid, self.port, code)
         self._exited.set()
 
+    def _repair(self, reason: str) -> str:
+        """Make the files of a writer that died readable, and record its end in them.
+
+        Runs ``pco-writer repair`` as the writer ran (its user, its environment), so that
+        the control server needs neither HDF5 nor the writer's rights.
+        """
+        argv = repair_command(self._python, self.settings, reason)
+        try:
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=_REPAIR_TIMEOUT_S,
+                stdin=subprocess.DEVNULL, env=self._env, **_as_user(self._user),
+            )  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.error("repairing %s failed: %s", self.output, exc)
+            return f"repairing the file failed ({exc}); run pco-writer repair by hand"
+        lines = [line for line in done.stdout.splitlines() if line.strip()]
+        errors = [_strip_log_prefix(line) for line in done.stderr.splitlines() if " ERROR " in line]
+        for line in lines + errors:
+            log.info("writer[%d] repair: %s", self.port, line)
+        return "; ".join(["repaired " + line for line in lines] + errors)
+
     def _failure_message(self, code: int) -> str:
         """Why a writer failed that left no exit record: a signal, else its last log lines."""
         if code < 0:
@@ -160,6 +198,7 @@ class WriterRun:
                 f"the writer (pid {self.pid}) was killed by signal {_signal_name(-code)} "
                 f"(exit code {code}); "
                 f"{self.output} holds the frames flushed before (about 1 s)"
+                + (f"; {self.repaired}" if self.repaired else "")
             )
         errors = [line for line in self.tail if " ERROR " in line or " CRITICAL " in line]
         if errors:

@@ -9,6 +9,9 @@ flush (each second)  per-frame values written in one slice each; live writer val
 close                parameters, end time and end reason, missing frame ids; flush; close
 ```
 
+With SWMR (the default) a reader can follow the file from the end of the open on; what
+changes for that is in :mod:`._swmr`.
+
 Only the writer thread touches an open file; the file is created on its first frame.
 """
 
@@ -28,6 +31,7 @@ import numpy.typing as npt
 
 from pco_writer.buffer import ReceivedFrame
 from pco_writer.errors import ConfigError, DatasetExistsError, OutputError
+from pco_writer.h5 import _swmr
 from pco_writer.h5._chunk_write import ChunkWriter
 from pco_writer.h5._compress import check_frames_filter, frames_filter
 from pco_writer.h5._file import FileEnd, Rows
@@ -39,11 +43,13 @@ from pco_writer.h5._layout_values import (
     FileFacts,
     evaluate,
     hdf5_value,
+    header_value,
     runs_of,
 )
 from pco_writer.h5._open import open_for_frames
 from pco_writer.h5._space import INDEX_PER_FRAME, STRING_HEAP, STRING_REF, MetadataSize
 from pco_writer.layouts import Attribute, Dataset, Group, Layout, Link, ParameterSet, Source
+from pco_writer.names import SWMR_BY_DEFAULT
 from pco_writer.runs import RunSet
 from pco_writer.statistics import iso_now
 
@@ -62,15 +68,21 @@ class H5Layout:
         layout: the layout (built in, or read from a file).
         parameters: the REST parameter values, read when a file is closed.
         compression: the filter of the frames dataset, whose chunks come compressed.
+        swmr: write files a reader can follow (SWMR, HDF5 1.10 format), or the 1.8 format.
     """
 
     def __init__(
-        self, layout: Layout, parameters: ParameterSet | None = None, compression: str = "none"
+        self,
+        layout: Layout,
+        parameters: ParameterSet | None = None,
+        compression: str = "none",
+        swmr: bool = SWMR_BY_DEFAULT,
     ) -> None:
         self.layout = layout
         self.name = layout.name
         self.parameters = parameters or ParameterSet(layout.parameters)
         self.compression = compression
+        self.swmr = swmr
         self._metadata_size: MetadataSize | None = None
 
     def check(self, path: Path, dataset_name: str) -> None:
@@ -159,7 +171,8 @@ def _check_output_file(path: Path, dataset_name: str, taken: list[str]) -> None:
                 found = [p for p in taken if p in f]
         except OSError as exc:
             raise OutputError(
-                f"output file {path} exists but is not a readable HDF5 file ({exc}); "
+                _swmr.left_open(path)
+                or f"output file {path} exists but is not a readable HDF5 file ({exc}); "
                 "choose another file name"
             ) from None
         if found:
@@ -200,6 +213,7 @@ class LayoutFile:
         self._header: Any = None
         self._kept: set[str] = set()
         self._existing: set[str] = set()
+        self._live = False  # in a SWMR session: readers may follow
 
     @property
     def is_open(self) -> bool:
@@ -237,6 +251,8 @@ class LayoutFile:
         """Make everything written so far readable after a crash."""
         if self._file is None:
             return
+        if self._live:  # the frames before their values: a reader that sees one sees both
+            self._data.flush()
         env = self._env(closing=False)
         self._store_pending(env)
         self._write_values(env, lambda src: bool(_writers(src) & LIVE))
@@ -253,6 +269,9 @@ class LayoutFile:
             self._facts.missing = end.missing
             env = self._env(closing=True)
             self._store_computed(env)
+            if self._live:
+                self._live = False
+                self._file = _swmr.end_session(self._file)
             self._write_values(env, lambda src: src.kind != "value")
             self._link_targets()
             self._file.flush()
@@ -356,7 +375,8 @@ class LayoutFile:
     def _open(self, first: ReceivedFrame) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open_for_frames(self.path)
+            self._live = self._owner.swmr and _swmr.follows(self.path)
+            self._file = open_for_frames(self.path, swmr=self._live)
         except OSError as exc:
             raise OutputError(f"cannot open output file {self.path}: {exc}") from None
         try:
@@ -383,7 +403,10 @@ class LayoutFile:
         env = self._env(closing=False)
         self._write_values(env, lambda src: True)
         self._link_targets()
-        f.flush()
+        if self._live:
+            _swmr.start_session(f)
+        else:
+            f.flush()
 
     def _check_frames(self, header: Any) -> None:
         assert self._file is not None
@@ -427,7 +450,7 @@ class LayoutFile:
             self._n_rows = self._data.shape[0]
         else:
             self._data = self._file.create_dataset(
-                path, shape=(0, *header.shape), maxshape=(None, *header.shape),
+                path, shape=(0, *header.shape), maxshape=_swmr.frames_maxshape(header, self._live),
                 chunks=(1, *header.shape), dtype=header.dtype,
                 **frames_filter(self._owner.compression),
             )  # fmt: skip
@@ -435,8 +458,8 @@ class LayoutFile:
 
     def _add_column(self, path: str, node: Dataset, ndim: int, offset: int) -> None:
         assert self._file is not None
-        column = Column(path, node, ndim, self._value_dtype(node))
         ds = self._file.get(path)
+        column = Column(path, node, ndim, self._value_dtype(node), self._text_length(node, ds))
         if ds is None:
             column.create(self._file, offset)
         elif ds.shape[0] != offset:
@@ -445,6 +468,17 @@ class LayoutFile:
         if units:
             self._file[path].attrs["units"] = units
         self._columns.append(column)
+
+    def _text_length(self, node: Dataset, existing: Any) -> int | None:
+        """The fixed length of a text column in a SWMR file (None: variable-length text)."""
+        if existing is not None:  # appended to: keep its type
+            info = h5py.check_string_dtype(existing.dtype)
+            return info.length if info is not None else None
+        if not self._live or (node.dtype or self._value_dtype(node)) != "string":
+            return None
+        env = self._env(closing=False)
+        sample = header_value(self._header, node.header) if node.header else evaluate(node, env)
+        return _swmr.text_length(sample)
 
     # -- values ----------------------------------------------------------------------------
 
@@ -481,6 +515,8 @@ class LayoutFile:
     def _create_static(self, path: str, node: Dataset, value: Any) -> None:
         assert self._file is not None
         value = hdf5_value(value, node.dtype or self._value_dtype(node))
+        if _swmr.write_in_place(self._file.get(path), value):
+            return
         if path in self._file:
             del self._file[path]
         try:
@@ -535,7 +571,7 @@ class LayoutFile:
 
 def _set_attribute(obj: Any, name: str, src: Source, env: Env) -> None:
     def put(value: Any) -> None:
-        obj.attrs[name] = hdf5_value(value, src.dtype)
+        _swmr.put_attribute(obj, name, hdf5_value(value, src.dtype))
 
     _store(src, env, f"{obj.name}@{name}", put)
 

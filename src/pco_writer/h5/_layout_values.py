@@ -8,6 +8,7 @@ TOMCAT layout: a few h5py calls per frame would cost more than the frame itself.
 from __future__ import annotations
 
 import json
+import logging
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import numpy.typing as npt
 
 from pco_writer.errors import ConfigError
 from pco_writer.h5._file import MissingFrames
+from pco_writer.h5._space import STRING_REF
 from pco_writer.layouts import Dataset, Source
 from pco_writer.protocol import FrameHeader, is_storable_text
 from pco_writer.runs import RunSet
@@ -26,6 +28,8 @@ from pco_writer.runs import RunSet
 __all__ = [
     "MISSING", "Column", "Env", "FileFacts", "evaluate", "describe", "hdf5_value", "runs_of",
 ]  # fmt: skip
+
+log = logging.getLogger(__name__)
 
 MISSING: Any = object()
 """A value not known (yet): an unset parameter, an end time before the close."""
@@ -196,7 +200,14 @@ class Column:
     the frames of one flush interval, not the extent of the ids.
     """
 
-    def __init__(self, path: str, spec: Dataset, ndim: int, value_dtype: str | None) -> None:
+    def __init__(
+        self,
+        path: str,
+        spec: Dataset,
+        ndim: int,
+        value_dtype: str | None,
+        text_length: int | None = None,
+    ) -> None:
         self.path = path
         self.spec = spec
         self.is_header = spec.header is not None
@@ -207,6 +218,12 @@ class Column:
             STRING if name == "string" else np.dtype(np.bool_ if name == "bool" else name)
         )
         self.fill = spec.fill if spec.fill is not None else ("" if name == "string" else 0)
+        self.text_length = text_length if name == "string" and not self.elem else None
+        """Bytes of a fixed-length text value (SWMR files), None for variable-length text."""
+        self._warned = False
+        if self.text_length:
+            self.dtype = h5py.string_dtype("utf-8", self.text_length)
+            self.fill = self._fit_text(_as_text(self.fill)) or b""
         self.has = RunSet()
         """Local rows whose frame had a value for this (header) column."""
 
@@ -219,9 +236,16 @@ class Column:
         fill = {} if self.spec.fill is None else {"fillvalue": self.fill}
         return parent.create_dataset(
             self.path, (offset, *self.elem), self.dtype, maxshape=(None, *self.elem),
-            chunks=(self.spec.chunk, *self.elem), compression="gzip", compression_opts=1,
+            chunks=(self._chunk_rows(), *self.elem), compression="gzip", compression_opts=1,
             shuffle=True, **fill,
         )  # fmt: skip
+
+    def _chunk_rows(self) -> int:
+        """Rows per chunk: fixed-length text keeps the bytes of a chunk of 16-byte references
+        (1,024 rows of 64 bytes for 4,096), so gaps cost what they cost before SWMR."""
+        if not self.text_length:
+            return self.spec.chunk
+        return max(1, self.spec.chunk * STRING_REF // self.text_length)
 
     def header_values(
         self, frames: Sequence[tuple[int, FrameHeader]]
@@ -236,6 +260,9 @@ class Column:
             pairs = [(local, v) for local, v in pairs if v is not None]
         if self.dtype == STRING and not self.elem:  # only text HDF5 can store, else absent
             pairs = [(local, _as_text(v)) for local, v in pairs]
+            pairs = [(local, v) for local, v in pairs if v is not None]
+        elif self.text_length:  # also only what fits the fixed length
+            pairs = [(local, self._fit_text(_as_text(v))) for local, v in pairs]
             pairs = [(local, v) for local, v in pairs if v is not None]
         index = np.fromiter((local for local, _ in pairs), np.int64, len(pairs))
         values = self._converted([v for _, v in pairs])
@@ -290,7 +317,26 @@ class Column:
         value = evaluate(src, env)
         if value is MISSING:
             value = self.fill
+        elif self.text_length:
+            value = self._fit_text(_as_text(value))
+            value = self.fill if value is None else value
         return np.full((hi - lo, *self.elem), value, self.dtype)
+
+    def _fit_text(self, text: str | None) -> bytes | None:
+        """``text`` as the bytes of a fixed-length value; None when it is longer (absent)."""
+        assert self.text_length is not None
+        if text is None:
+            return None
+        cell = text.encode("utf-8")
+        if len(cell) <= self.text_length:
+            return cell
+        if not self._warned:  # once per dataset: a camera may send it with every frame
+            log.warning(
+                "%s: a value of %d bytes is longer than the dataset's fixed length (%d "
+                "bytes, SWMR): left out", self.path, len(cell), self.text_length,
+            )  # fmt: skip
+            self._warned = True
+        return None
 
     def empty(self, n: int) -> npt.NDArray[Any]:
         """``n`` rows of the fill value."""

@@ -91,7 +91,7 @@ class Writer:
         )
         self.sink = H5Sink(
             self.files, settings.dataset_name, self.ledger,
-            layout=H5Layout(self.layout, self.parameter_set, settings.compression),
+            layout=H5Layout(self.layout, self.parameter_set, settings.compression, settings.swmr),
             flush_interval=settings.flush_interval,
             data_root=Path(settings.data_root) if settings.data_root else None,
         )  # fmt: skip
