@@ -230,13 +230,16 @@ def _write(
     from pco_writer.auth import token_from_env
     from pco_writer.errors import PcoWriterError
     from pco_writer.exit_record import STOPPED_AT_START, ExitRecord
-    from pco_writer.writer import Writer
+    from pco_writer.settings import AcquisitionSettings
+    from pco_writer.writer import MultiWriter, Writer
     from pco_writer.writer_command import settings_from_args
 
     tune_for_streaming()  # before libzmq's threads allocate anything
     try:
         token = token_from_env()  # from the control server, in the environment: not shown by ps
-        writer = Writer(settings_from_args(args))  # allocates the buffer: ~0.5 s per GiB
+        settings: AcquisitionSettings = settings_from_args(args)
+        # one process, or one that runs several writers (ADR 0042); the buffer: ~0.5 s per GiB
+        writer = MultiWriter(settings) if settings.n_writers > 1 else Writer(settings)
         if signals.count:
             log.warning("stopped by a signal before the acquisition started; nothing written")
             return EXIT_OK, ExitRecord(status="finished", end_reason=STOPPED_AT_START), None

@@ -126,6 +126,9 @@ class FrameLedger:
         window_frames, window_s: how many first frames, or how long, to look at before the
             start of the acquisition is decided.
         settle_s: how long to wait for a missing frame once the stream reached the end.
+        sees_all: False for one of several writers of an acquisition: it gets only the frames
+            ZeroMQ deals it, so the ids between them are not lost (the acquisition counts
+            those), and it writes its frames in the order they come (index = row).
         clock: seconds, monotonic (a fake one in tests).
     """
 
@@ -134,6 +137,7 @@ class FrameLedger:
     window_frames: int = WINDOW_FRAMES
     window_s: float = WINDOW_S
     settle_s: float = SETTLE_S
+    sees_all: bool = True
     clock: Callable[[], float] = time.monotonic
     _kind: Kind | None = field(default=None, init=False)
     _first_id: int = field(default=-1, init=False)
@@ -261,7 +265,10 @@ class FrameLedger:
 
     @property
     def covered(self) -> int:
-        """Indices ``0 .. covered - 1`` make the acquisition so far."""
+        """Indices ``0 .. covered - 1`` make the acquisition so far (for a writer that does
+        not see all frames: its rows)."""
+        if not self.sees_all:
+            return len(self._written)
         return self.n_frames if self.complete else self._placed.stop
 
     @property
@@ -294,7 +301,7 @@ class FrameLedger:
                 n_placed=len(self._placed),
                 n_written=len(self._written),
                 covered=covered,
-                n_never_received=covered - self._placed.count(0, covered),
+                n_never_received=covered - self._placed.count(0, covered) if self.sees_all else 0,
                 dropped_by_reason=dict(self._dropped),
                 rejected_by_reason=dict(self._rejected),
                 complete=self.complete,

@@ -52,11 +52,13 @@ class PartRows:
     def __init__(self) -> None:
         self._runs: list[list[int]] = []  # [first_id, stride, count, first_row], the last open
         self.n_rows = 0
+        """One past the last row added."""
 
-    def append(self, frame_id: int) -> None:
-        """The next row holds ``frame_id``."""
+    def append(self, frame_id: int, row: int | None = None) -> None:
+        """Row ``row`` (default: the next one) holds ``frame_id``; rows only go up."""
+        row = self.n_rows if row is None else row
         runs = self._runs
-        if runs:
+        if runs and row == self.n_rows:
             last = runs[-1]
             first, stride, count, _ = last
             step = frame_id - (first + (count - 1) * stride)
@@ -68,8 +70,8 @@ class PartRows:
                 last[2] += 1
                 self.n_rows += 1
                 return
-        runs.append([frame_id, 1, 1, self.n_rows])
-        self.n_rows += 1
+        runs.append([frame_id, 1, 1, row])
+        self.n_rows = row + 1
 
     def extend(self, frame_ids: Iterable[int]) -> None:
         """The next rows hold ``frame_ids``, in order."""

@@ -49,13 +49,16 @@ __all__ = [
     "ByteCount",
     "CameraAddress",
     "DatasetName",
+    "MAX_WRITERS",
     "FrameCount",
     "LayoutName",
     "OutputTemplate",
     "Port",
     "RequestSettings",
+    "Shard",
     "StartRequest",
     "UserId",
+    "WriterCount",
     "parse_size",
     "validate_field",
 ]
@@ -107,6 +110,9 @@ Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 ParameterValues = Annotated[dict[str, JsonValue], Field(max_length=1000)]
 """Layout parameters by name: text, numbers, booleans or lists of them (checked against the
 layout at the start)."""
+MAX_WRITERS = 64
+WriterCount = Annotated[int, Field(ge=1, le=MAX_WRITERS)]
+"""A number of writer processes, 1 to 64 (a control server may allow fewer)."""
 
 
 # --- the models -------------------------------------------------------------------------------
@@ -142,6 +148,20 @@ class RequestSettings(BaseModel):
     swmr: bool = SWMR_BY_DEFAULT
     """Write a file that readers can follow during the run (HDF5 SWMR, read by HDF5 1.10 and
     newer); --no-swmr (swmr: false) writes the HDF5 1.8 format for older readers."""
+    n_writers: WriterCount = 1
+    """Writer processes that share the acquisition, each taking the frames ZeroMQ deals it;
+    with more than one, the output file is a master file over their part files (ADR 0042)."""
+
+
+class Shard(BaseModel):
+    """Which part of a shared acquisition one writer process writes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    index: Annotated[int, Field(ge=0, lt=MAX_WRITERS)]
+    """This writer's number, from 0."""
+    count: WriterCount
+    """How many writers share the acquisition."""
 
 
 class AcquisitionSettings(RequestSettings):
@@ -167,6 +187,9 @@ class AcquisitionSettings(RequestSettings):
     """Seconds between flushes to disk: what a crash can lose at most."""
     compression_threads: Annotated[int, Field(ge=0, le=64)] = 0
     """Threads that compress chunks (a count); 0 means one per core."""
+    shard: Shard | None = None
+    """Set by the writer that shares an acquisition among several processes: this process
+    writes only its part file (output), in the order frames come; not for users."""
     data_root: str = ""
     """When set, every output file must lie below this folder once links are followed
     (checked as each file opens, so a link placed after the start cannot lead elsewhere)."""

@@ -36,6 +36,7 @@ __all__ = [
 
 M = TypeVar("M", bound=BaseModel)
 _SCALARS = {int: "N", float: "NUMBER", str: "TEXT"}
+_ALIASES = {"n_writers": ("--writers",)}  # the name the issue and the field speak of
 
 
 def flag_of(field: str) -> str:
@@ -78,6 +79,7 @@ def add_settings_flags(group: Any, model: type[BaseModel]) -> None:
 
 def _add_flag(group: Any, name: str, field: FieldInfo) -> None:
     """One setting's flag. Values stay text: the model converts and checks them (one rule)."""
+    flags = (flag_of(name), *_ALIASES.get(name, ()))
     help_text = " ".join((field.description or "").split()).replace("%", "%%")
     if field.is_required():
         help_text += " (required, here or in --settings)"
@@ -85,16 +87,16 @@ def _add_flag(group: Any, name: str, field: FieldInfo) -> None:
         help_text += f" (default: {_shown(field.get_default(call_default_factory=True))})"
     kind = _kind(field.annotation)
     if kind is bool:
-        group.add_argument(flag_of(name), dest=name, action=argparse.BooleanOptionalAction,
+        group.add_argument(*flags, dest=name, action=argparse.BooleanOptionalAction,
                            default=None, help=help_text)  # fmt: skip
     elif typing.get_origin(kind) is Literal:
-        group.add_argument(flag_of(name), dest=name, choices=typing.get_args(kind), default=None,
+        group.add_argument(*flags, dest=name, choices=typing.get_args(kind), default=None,
                            help=help_text)  # fmt: skip
     elif kind in _SCALARS:
-        group.add_argument(flag_of(name), dest=name, default=None, help=help_text,
+        group.add_argument(*flags, dest=name, default=None, help=help_text,
                            metavar=_SCALARS[kind])  # fmt: skip
     else:  # a list, a mapping, a model: given as JSON
-        group.add_argument(flag_of(name), dest=name, type=_json_value, default=None,
+        group.add_argument(*flags, dest=name, type=_json_value, default=None,
                            help=help_text, metavar="JSON")  # fmt: skip
 
 

@@ -66,3 +66,11 @@ def test_runs_read_since_a_point_for_the_incremental_report() -> None:
     rows.extend([7, 20])
     assert first == [IdRun(0, 2, 3, 0), IdRun(5, 1, 2, 3)]
     assert rows.runs(since=1) == [IdRun(5, 1, 3, 3), IdRun(20, 1, 1, 6)]
+
+
+def test_rows_left_out_break_a_run_and_are_not_mapped() -> None:
+    rows = PartRows()
+    for frame_id, row in ((0, 0), (2, 1), (4, 3), (6, 4)):  # row 2 held a frame not mapped
+        rows.append(frame_id, row)
+    assert list(expand(rows.runs())) == [(0, 0), (2, 1), (4, 3), (6, 4)]
+    assert rows.n_rows == 5

@@ -48,6 +48,7 @@ from pco_writer.h5._layout_values import (
 )
 from pco_writer.h5._open import open_for_frames
 from pco_writer.h5._space import INDEX_PER_FRAME, STRING_HEAP, STRING_REF, MetadataSize
+from pco_writer.h5._virtual import MasterFrames, VirtualFrames
 from pco_writer.layouts import Attribute, Dataset, Group, Layout, Link, ParameterSet, Source
 from pco_writer.names import SWMR_BY_DEFAULT
 from pco_writer.runs import RunSet
@@ -69,6 +70,8 @@ class H5Layout:
         parameters: the REST parameter values, read when a file is closed.
         compression: the filter of the frames dataset, whose chunks come compressed.
         swmr: write files a reader can follow (SWMR, HDF5 1.10 format), or the 1.8 format.
+        virtual: for the master files of several writers: where their frames are (the
+            frames dataset is then a virtual dataset over the writers' part files).
     """
 
     def __init__(
@@ -77,12 +80,14 @@ class H5Layout:
         parameters: ParameterSet | None = None,
         compression: str = "none",
         swmr: bool = SWMR_BY_DEFAULT,
+        virtual: VirtualFrames | None = None,
     ) -> None:
         self.layout = layout
         self.name = layout.name
         self.parameters = parameters or ParameterSet(layout.parameters)
         self.compression = compression
         self.swmr = swmr
+        self.virtual = virtual
         self._metadata_size: MetadataSize | None = None
 
     def check(self, path: Path, dataset_name: str) -> None:
@@ -214,6 +219,8 @@ class LayoutFile:
         self._kept: set[str] = set()
         self._existing: set[str] = set()
         self._live = False  # in a SWMR session: readers may follow
+        # a master file of several writers: frames mapped, not written (ADR 0042)
+        self._master = MasterFrames(path, owner.virtual) if owner.virtual else None
 
     @property
     def is_open(self) -> bool:
@@ -231,17 +238,25 @@ class LayoutFile:
             self._open(frames[0])
         facts, offset = self._facts, self._facts.offset
         extent = max(f.index for f in frames) - self.first_index + 1
-        if offset + extent > self._n_rows:  # h5py's Dataset.shape asks HDF5: keep our own count
-            self._n_rows = offset + extent
-            self._data.resize(self._n_rows, axis=0)
+        pending = self._pending
+        if self._master is not None:  # its frames are in the parts: mapped at each flush
+            pending.extend((f.index - self.first_index, f.header) for f in frames)
+        else:
+            self._write_chunks(frames, offset + extent)
+        facts.extent = max(facts.extent, extent)
+        self.n_written += len(frames)
+        facts.n_written = self.n_written
+
+    def _write_chunks(self, frames: Sequence[ReceivedFrame], rows: int) -> None:
+        offset = self._facts.offset
+        if rows > self._n_rows:  # h5py's Dataset.shape asks HDF5: keep our own count
+            self._n_rows = rows
+            self._data.resize(rows, axis=0)
         write_chunk, tail, pending = self._chunks.write, self._tail, self._pending
         for f in frames:
             local = f.index - self.first_index
             write_chunk((offset + local, *tail), f.data, f.nbytes)
             pending.append((local, f.header))  # header values are stored at flush
-        facts.extent = max(facts.extent, extent)
-        self.n_written += len(frames)
-        facts.n_written = self.n_written
 
     def fileno(self) -> int | None:
         """The open file's descriptor (for write-behind), None before it is created."""
@@ -255,8 +270,20 @@ class LayoutFile:
             self._data.flush()
         env = self._env(closing=False)
         self._store_pending(env)
+        self._map_frames()
         self._write_values(env, lambda src: bool(_writers(src) & LIVE))
         self._file.flush()
+        if self._master is not None:
+            self._master.publish()
+
+    def _map_frames(self) -> None:
+        """A master: the frames dataset again, over every part row mapped so far."""
+        if self._master is not None:
+            assert self._file is not None
+            facts = self._facts
+            self._data = self._master.rebuild(
+                self._file, self.first_index, facts.extent, facts.offset
+            )
 
     def close(self, end: FileEnd) -> None:
         """Write what is known only at the end (end reason, parameters), then close."""
@@ -269,6 +296,7 @@ class LayoutFile:
             self._facts.missing = end.missing
             env = self._env(closing=True)
             self._store_computed(env)
+            self._map_frames()
             if self._live:
                 self._live = False
                 self._file = _swmr.end_session(self._file)
@@ -278,6 +306,8 @@ class LayoutFile:
         finally:
             self._file.close()
             self._file = None
+        if self._master is not None:
+            self._master.finish()
 
     # -- per-frame values ------------------------------------------------------------------
 
@@ -375,8 +405,11 @@ class LayoutFile:
     def _open(self, first: ReceivedFrame) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._live = self._owner.swmr and _swmr.follows(self.path)
-            self._file = open_for_frames(self.path, swmr=self._live)
+            if self._master is not None:  # a master of several writers: no SWMR session
+                self._file = self._master.open()
+            else:
+                self._live = self._owner.swmr and _swmr.follows(self.path)
+                self._file = open_for_frames(self.path, swmr=self._live)
         except OSError as exc:
             raise OutputError(f"cannot open output file {self.path}: {exc}") from None
         try:
@@ -444,6 +477,9 @@ class LayoutFile:
     def _create_frames(self, path: str, header: Any) -> None:
         assert self._file is not None
         self._tail = (0,) * len(header.shape)
+        if self._master is not None:
+            self._data = self._master.create(self._file, path, header, self._facts.offset)
+            return
         if path in self._file:
             self._data = self._file[path]
             check_frames_filter(self._data, self._owner.compression, self.path)

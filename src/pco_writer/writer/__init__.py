@@ -1,5 +1,7 @@
-"""The writer: the state machine that ties receiver, buffer and HDF5 sink together."""
+"""The writer: the state machine that ties receiver, buffer and HDF5 sink together, and the
+process that shares one acquisition among several writers."""
 
+from pco_writer.writer._multi import MultiWriter
 from pco_writer.writer._writer import Writer, WriterStatus
 
-__all__ = ["Writer", "WriterStatus"]
+__all__ = ["MultiWriter", "Writer", "WriterStatus"]

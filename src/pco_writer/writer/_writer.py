@@ -27,6 +27,7 @@ from pco_writer.codecs import get_codec
 from pco_writer.errors import PcoWriterError, StateError
 from pco_writer.h5 import H5Sink, OutputFiles
 from pco_writer.h5._layout_file import H5Layout
+from pco_writer.h5._part import PartLayout
 from pco_writer.layouts import ParameterSet, load_layout
 from pco_writer.ledger import FrameLedger, by_id
 from pco_writer.names import unusual_dataset_name
@@ -82,7 +83,9 @@ class Writer:
         self._killed = threading.Event()
         self._done = threading.Event()
         self._done_callbacks: list[Callable[[Writer], None]] = [on_done] if on_done else []
-        self.ledger = FrameLedger(settings.n_frames, settings.max_frame_gap)
+        part = settings.shard is not None  # one of several writers: a part file, rows in order
+        self.ledger = FrameLedger(settings.n_frames, settings.max_frame_gap, sees_all=not part)
+        self._next_row = 0
         self.buffer = FrameBuffer(settings.buffer_bytes)
         self.timeline = Timeline()
         self.end_reason = ""
@@ -91,7 +94,8 @@ class Writer:
         )
         self.sink = H5Sink(
             self.files, settings.dataset_name, self.ledger,
-            layout=H5Layout(self.layout, self.parameter_set, settings.compression, settings.swmr),
+            layout=PartLayout(settings.compression, _part_attributes(settings)) if part
+            else H5Layout(self.layout, self.parameter_set, settings.compression, settings.swmr),
             flush_interval=settings.flush_interval,
             data_root=Path(settings.data_root) if settings.data_root else None,
         )  # fmt: skip
@@ -270,6 +274,9 @@ class Writer:
                     "rejected frame (%s, %d so far): %s", reason, n,
                     self.ledger.explain(header, reason),
                 )  # fmt: skip
+        if self.settings.shard is not None:  # a part file: rows in the order frames come
+            for f in placement.accepted:
+                f.index, self._next_row = self._next_row, self._next_row + 1
         if placement.accepted:
             self.sink.write(placement.accepted)
 
@@ -364,3 +371,13 @@ class Writer:
         if self.receiver.end_cause == "idle_timeout":
             return f"stopped: no frame for {self.settings.idle_timeout:g} s (idle timeout)"
         return "stopped"
+
+
+def _part_attributes(settings: AcquisitionSettings) -> dict[str, Any]:
+    """What a part file says of itself: whose part it is."""
+    assert settings.shard is not None
+    return {
+        "part_of_dataset": settings.dataset_name,
+        "writer": settings.shard.index,
+        "n_writers": settings.shard.count,
+    }

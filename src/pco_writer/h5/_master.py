@@ -1,0 +1,114 @@
+"""The master file of an acquisition written by several writers (ADR 0042).
+
+The acquisition process reads the rows each writer has flushed to its part file, places them
+in the acquisition's frame ledger (start, duplicates across writers, gaps, ``n_frames``), and
+hands them to an :class:`H5Sink` whose layout writes master files: the layout's tree and
+per-frame values from the frames' headers, and the frames dataset as a virtual dataset over
+the part rows (:class:`VirtualFrames`). Each flush publishes the master (copy and
+``os.replace``); the close leaves the exact master.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import h5py
+
+from pco_writer.buffer import ReceivedFrame
+from pco_writer.errors import ProtocolError
+from pco_writer.h5._part import PART_HEADERS, PART_IDS
+from pco_writer.h5._sink import H5Sink
+from pco_writer.h5._virtual import VirtualFrames, _Part
+from pco_writer.ledger import FrameLedger, by_id
+from pco_writer.protocol import FrameHeader, parse_header
+
+__all__ = ["MasterBuilder"]
+
+log = logging.getLogger(__name__)
+
+
+class MasterBuilder:
+    """Reads the parts, places their frames, writes the master files.
+
+    Args:
+        sink: writes the master files (its layout built with ``virtual=frames``).
+        frames: the map of frames onto part rows.
+        ledger: the acquisition's frame ledger (the sink records in it too).
+    """
+
+    def __init__(self, sink: H5Sink, frames: VirtualFrames, ledger: FrameLedger) -> None:
+        self.sink = sink
+        self.frames = frames
+        self.ledger = ledger
+        self._held: list[ReceivedFrame] = []
+        self._held_since = 0.0
+
+    def read(self, final: bool = False) -> int:
+        """Take in the rows the parts have flushed since the last call; how many there were.
+
+        With ``final``, the start is decided from whatever was held.
+        """
+        fresh: list[ReceivedFrame] = []
+        for k, part in enumerate(self.frames.parts):
+            fresh.extend(self._read_part(k, part))
+        if not self.ledger.decided:
+            if fresh and not self._held:
+                self._held_since = time.monotonic()
+            self._held.extend(fresh)
+            if not self._held or not (
+                final or self.ledger.window_full(len(self._held), self._held_since)
+            ):
+                return len(fresh)
+            self.ledger.decide(self._held)
+            self.frames.first_frame_id = self.ledger.first_frame_id
+            fresh, self._held = sorted(self._held, key=by_id), []
+        self._place(fresh)
+        return len(fresh)
+
+    def _place(self, frames: list[ReceivedFrame]) -> None:
+        placement = self.ledger.place(frames)
+        for header, reason, n in placement.rejected:
+            if n <= 10 or n % 1000 == 0:
+                log.warning(
+                    "frame of a part not in the master (%s, %d so far): %s", reason, n,
+                    self.ledger.explain(header, reason),
+                )  # fmt: skip
+        for f in placement.accepted:
+            k, row = f.data
+            self.frames.parts[k].rows.append(f.header.frame, row)
+        if placement.accepted:
+            self.sink.write(placement.accepted)
+
+    def _read_part(self, k: int, part: _Part) -> list[ReceivedFrame]:
+        if not part.path.exists():
+            return []  # its writer has not had a frame yet
+        try:
+            with h5py.File(part.path, "r", swmr=True) as f:
+                n = min(len(f[PART_IDS]), len(f[PART_HEADERS]))
+                if n <= part.rows_read:
+                    return []
+                ids = f[PART_IDS][part.rows_read : n]
+                texts = f[PART_HEADERS][part.rows_read : n]
+        except (OSError, KeyError) as exc:  # being created: its datasets come with the first flush
+            log.debug("part %s not readable yet: %s", part.path, exc)
+            return []
+        out = []
+        for i, (frame_id, text) in enumerate(zip(ids.tolist(), texts.tolist(), strict=True)):
+            if text:  # a header in full; the rows after it repeat it but for the id
+                part.header = _header(text.decode() if isinstance(text, bytes) else text)
+            if part.header is not None:
+                header = part.header.with_frame(frame_id)
+                out.append(ReceivedFrame(-1, header, (k, part.rows_read + i), 0))
+        part.rows_read = n
+        return out
+
+
+def _header(text: str) -> FrameHeader | None:
+    """A header stored in a part (JSON without its frame id), with frame id 0."""
+    try:
+        return parse_header(json.dumps({**json.loads(text), "frame": 0}))
+    except (ValueError, TypeError, ProtocolError) as exc:
+        log.error("a part row's header cannot be read (%s): its rows are left out", exc)
+        return None
