@@ -18,6 +18,7 @@ flatters neither side.
     python bench/throughput.py --shape 64 250       # small frames: per-frame overhead
     python bench/throughput.py --compression bitshuffle-lz4 --frames 400
     python bench/throughput.py --frames 200 --no-swmr   # the HDF5 1.8 format, no SWMR
+    python bench/throughput.py --shape 64 250 --writers 2   # two writer processes (ADR 0042)
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from pco_writer.h5._writeback import WriteBehind
 from pco_writer.names import COMPRESSIONS
 from pco_writer.receiver import Receiver, ReceiverSettings
 from pco_writer.settings import AcquisitionSettings
-from pco_writer.writer import Writer
+from pco_writer.writer import MultiWriter, Writer
 
 GB = 1e9
 
@@ -61,7 +62,10 @@ def main() -> None:
         (workdir / "warmup.h5").unlink()
         _print("writer run ...")
         writer = _run_writer(args, n, workdir / "bench.h5")
-        peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak_rss_mb = max(  # this process, or the largest of its writer processes
+            resource.getrusage(who).ru_maxrss / 1024
+            for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+        )
         (workdir / "bench.h5").unlink()
         _print("same receiver and ring, frames written with plain pwrite (no HDF5) ...")
         pipeline_gbps = _bare_pipeline(args, n, workdir / "bare.bin") if not compressed else 0.0
@@ -79,7 +83,8 @@ def main() -> None:
     print(
         f"ratio={writer['GBps'] / limit:.3f} writer_GBps={writer['GBps']:.3f} "
         f"limit_GBps={limit:.3f} lost={writer['lost']} peak_rss_MB={peak_rss_mb:.0f} "
-        f"fps={writer['fps']:.0f} ratio_comp={ratio_comp:.3f} swmr={int(args.swmr)}",
+        f"fps={writer['fps']:.0f} ratio_comp={ratio_comp:.3f} swmr={int(args.swmr)} "
+        f"writers={args.writers}",
         flush=True,
     )
 
@@ -95,6 +100,8 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--compression", default="none", choices=COMPRESSIONS)
     p.add_argument("--compression-threads", type=int, default=0, help="0 = one per core")
     p.add_argument("--no-swmr", dest="swmr", action="store_false", help="write the HDF5 1.8 format")
+    p.add_argument("--writers", type=int, default=1,
+                   help="writer processes sharing the acquisition (ADR 0042)")  # fmt: skip
     return p.parse_args()
 
 
@@ -127,10 +134,11 @@ def _run_writer(args: argparse.Namespace, frames: int, path: Path) -> dict[str, 
         settings = AcquisitionSettings(
             connect=address, output=str(path), n_frames=frames, buffer_bytes=args.buffer_bytes,
             compression=args.compression, compression_threads=args.compression_threads,
-            swmr=args.swmr,
+            swmr=args.swmr, n_writers=args.writers,
         )  # fmt: skip
-        writer = Writer(settings)
+        writer = MultiWriter(settings) if args.writers > 1 else Writer(settings)
         writer.start()
+        t_started = time.monotonic()  # several writers: their first frames come about now
         if not writer.wait(600):
             writer.kill()
             raise SystemExit("writer did not finish within 600 s")
@@ -139,7 +147,8 @@ def _run_writer(args: argparse.Namespace, frames: int, path: Path) -> dict[str, 
     finally:
         sender.wait(30)
     stats = writer.statistics()
-    elapsed = t_end - writer.receiver.stats.t_first
+    t_first = writer.receiver.stats.t_first if isinstance(writer, Writer) else t_started
+    elapsed = t_end - t_first
     written = stats["n_written_frames"]
     frame_bytes = int(np.prod(args.shape)) * np.dtype(args.dtype).itemsize
     return {
@@ -190,7 +199,15 @@ def _stored_bytes(path: Path) -> int:
     import h5py
 
     with h5py.File(path, "r") as f:
-        return int(f["exchange/data"].id.get_storage_size())
+        data = f["exchange/data"]
+        if not data.is_virtual:
+            return int(data.id.get_storage_size())
+        sources = {(m.file_name, m.dset_name) for m in data.virtual_sources()}
+    total = 0
+    for name, dset in sources:  # several writers: the frames are in their part files
+        with h5py.File(path.parent / name, "r") as part:
+            total += int(part[dset].id.get_storage_size())
+    return total
 
 
 def _fsync(path: Path) -> None:

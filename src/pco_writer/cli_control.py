@@ -50,6 +50,9 @@ def add_server(commands: Any) -> None:
         action="store_true",
         help="run writers as the request's user_id (root only)",
     )
+    p.add_argument("--max-writers", type=int, default=None, metavar="N",
+                   help="the most writer processes one acquisition may ask for (n_writers) "
+                   "(default: 8, or the configuration file's max_writers)")  # fmt: skip
     p.set_defaults(handler=_run_server)
 
 
@@ -62,9 +65,11 @@ def _run_server(args: argparse.Namespace) -> int:
         config = load_config(args.config) if args.config else None
         token = _server_token(args.token_file or (config.token_file if config else None))
         switch = args.allow_user_switch or bool(config and config.allow_user_switch)
+        max_writers = args.max_writers or (config.max_writers if config else 8)
         server = ControlServer(
-            args.host, args.port, config, args.data_root, token=token, allow_user_switch=switch
-        ).start()
+            args.host, args.port, config, args.data_root, token=token,
+            allow_user_switch=switch, max_writers=max_writers,
+        ).start()  # fmt: skip
     except (ConfigError, OSError) as exc:
         log.error("cannot start the control server: %s", exc)
         return EXIT_USAGE

@@ -41,6 +41,8 @@ UNUSUAL: dict[str, Any] = {
     "data_root": "/data",
     "parameters": {"sample_name": "foam", "distance": 120.5, "flags": [1, 2]},
     "swmr": False,
+    "n_writers": 3,
+    "shard": {"index": 1, "count": 3},
 }
 
 

@@ -37,6 +37,7 @@ RUNNING = ("receiving", "writing")
 _SETTINGS = (
     "output_file", "dataset_name", "n_frames", "user_id", "max_frames_per_file",
     "connection_address", "compression", "layout", "idle_timeout", "parameters", "swmr",
+    "n_writers",
 )  # fmt: skip
 """The client's settings of the next acquisition: fields of the start request, same names."""
 WAITING = "waiting for parameters"
@@ -83,6 +84,8 @@ class PcoWriter:
             while the writer runs.
         token: the servers' shared secret, sent in the ``X-PCO-Writer-Token`` header
             (default: ``$PCO_WRITER_TOKEN``; none when that is unset).
+        n_writers: writer processes that share the acquisition (default 1, not sent); with
+            more, the output file is a master over their part files (ADR 0042).
         swmr: write a file readers can follow during the run (HDF5 SWMR, the default);
             False writes the HDF5 1.8 format for older readers (sent only when False).
     """
@@ -107,6 +110,7 @@ class PcoWriter:
         idle_timeout: float = 0.0,
         parameters: dict[str, Any] | None = None,
         swmr: bool = SWMR_BY_DEFAULT,
+        n_writers: int = 1,
     ) -> None:
         if cam:
             connection_address, flask_api_address, writer_api_address = camera_addresses(
@@ -127,6 +131,7 @@ class PcoWriter:
         self.parameters = dict(parameters or {})
         _warn_if_unusual(dataset_name)
         self.swmr = swmr
+        self.n_writers = check_setting("n_writers", n_writers)
         self.last_run_id = 0
         self.previous_statistics: dict[str, Any] | None = None
         token = token or os.environ.get(TOKEN_ENV, "")
@@ -169,6 +174,7 @@ class PcoWriter:
         idle_timeout: float | None = None,
         parameters: dict[str, Any] | None = None,
         swmr: bool | None = None,
+        n_writers: int | None = None,
     ) -> dict[str, Any]:
         """Change settings of the next acquisition; returns the configuration.
 
@@ -188,7 +194,7 @@ class PcoWriter:
             "user_id": user_id, "max_frames_per_file": max_frames_per_file,
             "connection_address": connection_address, "compression": compression,
             "layout": layout, "idle_timeout": idle_timeout, "parameters": parameters,
-            "swmr": swmr,
+            "swmr": swmr, "n_writers": n_writers,
         }  # fmt: skip
         given = {name: value for name, value in given.items() if value is not None}
         if "layout" in given or "parameters" in given:  # checked together
@@ -242,6 +248,8 @@ class PcoWriter:
             config["parameters"] = self.parameters
         if self.swmr != SWMR_BY_DEFAULT:  # the same: only when it differs from the default
             config["swmr"] = str(self.swmr).lower()
+        if self.n_writers != 1:
+            config["n_writers"] = str(self.n_writers)
         if verbose:
             print(json.dumps(config, indent=2))
         return config

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pco_writer.errors import ConfigError, describe_validation
-from pco_writer.settings import CameraAddress, Port
+from pco_writer.settings import MAX_WRITERS, CameraAddress, Port
 
 __all__ = ["CameraConfig", "ServerConfig", "load_config"]
 
@@ -42,6 +42,8 @@ class ServerConfig(BaseModel):
     token_file: Path | None = None
     """A file whose first line is the shared secret of the state-changing routes."""
     allow_user_switch: bool = False
+    max_writers: Annotated[int, Field(ge=1, le=MAX_WRITERS)] = 8
+    """The most writer processes one acquisition may have (its ``n_writers``)."""
     """Run each writer as the request's ``user_id`` (the server must run as root)."""
 
     @model_validator(mode="after")

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 _POLL_S = 0.05
 _EXIT_GRACE_S = 5.0  # a finished writer keeps its API up ~1 s so that pollers see the end
 _WRITER_TIMEOUT = httpx.Timeout(1.0, connect=0.5)
+DEFAULT_MAX_WRITERS = 8
+"""Writer processes per acquisition a control server allows unless configured otherwise."""
 _KILL_GRACE_S = 3.0  # a writer told to kill closes its file in well under a second
 _END_TIMEOUT = httpx.Timeout(END_WAIT_S + 2.0, connect=0.5)  # /stop, /kill wait for the end
 
@@ -53,6 +55,7 @@ class Controller:
         python: the interpreter that runs ``pco_writer.cli write``.
         start_timeout: seconds a writer has to answer on its REST port.
         token: the shared secret of state-changing routes ('' for none); the writers get it.
+        max_writers: the most writer processes one acquisition may have (``n_writers``).
         allow_user_switch: run a writer as the request's ``user_id`` (needs root); otherwise
             the user id is only recorded.
     """
@@ -65,6 +68,7 @@ class Controller:
         start_timeout: float = 20.0,
         token: str = "",
         allow_user_switch: bool = False,
+        max_writers: int = DEFAULT_MAX_WRITERS,
     ) -> None:
         self.data_root = data_root
         self.writer_host = writer_host
@@ -72,6 +76,7 @@ class Controller:
         self.start_timeout = start_timeout
         self.token = token
         self.allow_user_switch = allow_user_switch
+        self.max_writers = max_writers
         self.control_url = ""
         """The URL writers report to; set once the server listens."""
         self.uptime = Uptime()
@@ -96,6 +101,11 @@ class Controller:
             WriterStartError: the writer exited while starting; its message says why.
         """
         request = parse_start_request(body)
+        if request.n_writers > self.max_writers:
+            raise ConfigError(
+                f"n_writers {request.n_writers} is more than this server allows "
+                f"(max_writers: {self.max_writers}); ask for at most {self.max_writers}"
+            )
         self._check_user(request)
         port, data_root = self._placement(request, camera)
         run = self._spawn(writer_settings(request, data_root), port)

@@ -10,7 +10,7 @@ from pco_writer.api import ServerThread
 from pco_writer.auth import TOKEN_ENV, TOKEN_HEADER
 from pco_writer.control._app import build_app
 from pco_writer.control._config import ServerConfig
-from pco_writer.control._controller import Controller
+from pco_writer.control._controller import DEFAULT_MAX_WRITERS, Controller
 
 __all__ = ["ControlServer"]
 
@@ -30,6 +30,7 @@ class ControlServer:
         python: the interpreter for the writer processes.
         token: the shared secret of the state-changing routes; '' for none.
         allow_user_switch: run writers as the request's ``user_id`` (root only).
+        max_writers: the most writer processes one acquisition may have.
     """
 
     def __init__(
@@ -41,11 +42,12 @@ class ControlServer:
         python: str = sys.executable,
         token: str = "",
         allow_user_switch: bool = False,
+        max_writers: int = DEFAULT_MAX_WRITERS,
     ) -> None:
         root = (data_root or Path.cwd()).resolve()
         self.controller = Controller(
             root, writer_host=host, python=python, token=token,
-            allow_user_switch=allow_user_switch,
+            allow_user_switch=allow_user_switch, max_writers=max_writers,
         )  # fmt: skip
         self.servers: list[ServerThread] = []
         try:

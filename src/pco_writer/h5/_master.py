@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from bisect import bisect_right
 
 import h5py
 
@@ -28,6 +29,10 @@ __all__ = ["MasterBuilder"]
 
 log = logging.getLogger(__name__)
 
+EMPTY_AFTER_S = 3.0
+"""Seconds after the first frame read when a part still without a row stops holding the
+master back (writers flush every second: by then each that got a frame has shown it)."""
+
 
 class MasterBuilder:
     """Reads the parts, places their frames, writes the master files.
@@ -42,17 +47,24 @@ class MasterBuilder:
         self.sink = sink
         self.frames = frames
         self.ledger = ledger
-        self._held: list[ReceivedFrame] = []
+        self._held: list[ReceivedFrame] = []  # until the start is decided
         self._held_since = 0.0
+        self._waiting: list[ReceivedFrame] = []  # read, not yet below every part's progress
+        self._first_read = 0.0
 
     def read(self, final: bool = False) -> int:
         """Take in the rows the parts have flushed since the last call; how many there were.
 
-        With ``final``, the start is decided from whatever was held.
+        Frames go to the master in id order, and only up to the lowest of the parts' highest
+        ids read so far: a part that flushed later may still hold a lower id, and the master
+        files roll over by id as one writer's files do. With ``final`` (every writer has
+        ended), everything read goes in, and the start is decided from whatever was held.
         """
         fresh: list[ReceivedFrame] = []
         for k, part in enumerate(self.frames.parts):
             fresh.extend(self._read_part(k, part))
+        if fresh and not self._first_read:
+            self._first_read = time.monotonic()
         if not self.ledger.decided:
             if fresh and not self._held:
                 self._held_since = time.monotonic()
@@ -63,9 +75,29 @@ class MasterBuilder:
                 return len(fresh)
             self.ledger.decide(self._held)
             self.frames.first_frame_id = self.ledger.first_frame_id
-            fresh, self._held = sorted(self._held, key=by_id), []
-        self._place(fresh)
+            fresh, self._held = self._held, []
+        self._waiting.extend(fresh)
+        self._waiting.sort(key=by_id)
+        ready = len(self._waiting) if final else self._up_to(self._watermark())
+        if ready:
+            self._place(self._waiting[:ready])
+            del self._waiting[:ready]
         return len(fresh)
+
+    def _watermark(self) -> int:
+        """Every part has been read up to at least this id (-1: one has nothing yet).
+
+        A part that still has no row once the others have had frames for :data:`EMPTY_AFTER_S`
+        got none (fewer frames than writers, say): it holds nothing back.
+        """
+        tops = [part.top_id for part in self.frames.parts]
+        if self._first_read and time.monotonic() - self._first_read > EMPTY_AFTER_S:
+            tops = [top for top in tops if top >= 0] or [-1]
+        return min(tops)
+
+    def _up_to(self, top: int) -> int:
+        """How many of the waiting frames have an id of at most ``top``."""
+        return bisect_right([f.header.frame for f in self._waiting], top)
 
     def _place(self, frames: list[ReceivedFrame]) -> None:
         placement = self.ledger.place(frames)
@@ -102,6 +134,7 @@ class MasterBuilder:
                 header = part.header.with_frame(frame_id)
                 out.append(ReceivedFrame(-1, header, (k, part.rows_read + i), 0))
         part.rows_read = n
+        part.top_id = max(part.top_id, int(ids.max()))
         return out
 
 

@@ -7,6 +7,7 @@ by HDF5 (docs/decisions/0042-several-writers.md).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -18,10 +19,15 @@ import numpy as np
 from h5py import h5d, h5p, h5s, h5t
 
 from pco_writer.errors import OutputError
+from pco_writer.h5._superblock import clear_open_flags
 from pco_writer.partmap import PartRows, clip
 from pco_writer.protocol import FrameHeader
 
-__all__ = ["MasterFrames", "Mapping", "VirtualFrames", "create_virtual", "mappings_of"]
+__all__ = [
+    "MasterFrames", "Mapping", "VirtualFrames", "create_virtual", "import_file", "mappings_of",
+]  # fmt: skip
+
+log = logging.getLogger(__name__)
 
 PART_FRAMES = "frames"
 """The frames dataset of a part file."""
@@ -116,6 +122,7 @@ class _Part:
     rows_read: int = 0
     rows: PartRows = field(default_factory=PartRows)  # the rows mapped, by frame id
     header: FrameHeader | None = None  # the last header stored in full (frame id 0)
+    top_id: int = -1  # the highest frame id read from it
 
 
 class VirtualFrames:
@@ -154,6 +161,44 @@ class VirtualFrames:
 
 VDS_LIBVER = ("v110", "v110")
 """Virtual datasets need the HDF5 1.10 format."""
+COPY_AT_MOST = 64 << 20
+"""A master appended to is copied up to this size, else its data stays in a sibling."""
+MAP_FROM = 64 << 20
+"""A dataset of a sibling this large is mapped, not copied (frame stacks always are)."""
+
+
+def import_file(src: h5py.File, dst: h5py.File, src_name: str) -> None:
+    """Everything of ``src`` in ``dst``: groups, attributes, links and small datasets copied;
+    frame stacks (3 or more dimensions, or over :data:`MAP_FROM`) as virtual datasets over
+    ``src``, named ``src_name`` relative to ``dst``'s folder."""
+    for key, value in src.attrs.items():
+        dst.attrs[key] = value
+
+    def visit(name: str, link: Any) -> None:
+        if isinstance(link, h5py.SoftLink | h5py.ExternalLink):
+            dst[name] = link
+            return
+        obj = src[name]
+        if isinstance(obj, h5py.Group):
+            group = dst.require_group(name)
+            for key, value in obj.attrs.items():
+                group.attrs[key] = value
+        elif _is_stack(obj):
+            rows = obj.shape[0]
+            mapping = Mapping(src_name, obj.name, rows, 0, 1, rows, 0)
+            ds = create_virtual(dst, name, rows, obj.shape[1:], obj.dtype, [mapping])
+            for key, value in obj.attrs.items():
+                ds.attrs[key] = value
+        else:
+            src.copy(obj, dst, name)
+
+    src.visititems_links(visit)
+
+
+def _is_stack(ds: h5py.Dataset) -> bool:
+    if ds.is_virtual or not ds.shape:
+        return False
+    return len(ds.shape) >= 3 or ds.id.get_storage_size() > MAP_FROM
 
 
 class MasterFrames:
@@ -181,14 +226,38 @@ class MasterFrames:
         self._prior: list[Mapping] = []  # of acquisitions appended to before this one
 
     def open(self) -> h5py.File:
-        """The working file: a copy of the master when there is one (appended to), else new.
+        """The working file: new, or made from the master that is appended to.
+
+        A small master is copied. A large one (frames written by one writer) would be copied
+        again at every publish: it is moved once to a hidden sibling, and the working file
+        maps its frame stacks as virtual datasets and copies the rest (ADR 0042).
 
         Raises:
             OSError: it cannot be made.
         """
-        if self.path.exists():
+        if not self.path.exists():
+            return h5py.File(self.work, "w", libver=VDS_LIBVER)
+        if self.path.stat().st_size <= COPY_AT_MOST:
             shutil.copyfile(self.path, self.work)
-        return h5py.File(self.work, "a" if self.path.exists() else "w", libver=VDS_LIBVER)
+            return h5py.File(self.work, "a", libver=VDS_LIBVER)
+        sibling = self._sibling()
+        os.rename(self.path, sibling)
+        log.info("appending to a large %s: its data stays in %s", self.path, sibling.name)
+        work = h5py.File(self.work, "w", libver=VDS_LIBVER)
+        try:
+            with h5py.File(sibling, "r") as src:
+                import_file(src, work, sibling.name)
+        except BaseException:
+            work.close()
+            raise
+        return work
+
+    def _sibling(self) -> Path:
+        for k in range(1, 10_000):
+            candidate = self.path.with_name(f".{self.path.name}.{k:03d}")
+            if not candidate.exists():
+                return candidate
+        raise OutputError(f"too many hidden siblings of {self.path}; tidy its folder")
 
     def create(self, f: h5py.File, ds_path: str, header: FrameHeader, offset: int) -> h5py.Dataset:
         """The frames dataset at ``ds_path`` (``offset`` rows of earlier acquisitions).
@@ -222,8 +291,13 @@ class MasterFrames:
         return ds
 
     def publish(self) -> None:
-        """Put the working file (flushed) in the master's place, atomically."""
+        """Put the working file (flushed) in the master's place, atomically.
+
+        The copy of a file open for writing says so in its superblock (readers would refuse
+        it): those flags are cleared in the copy, which is complete as flushed.
+        """
         shutil.copyfile(self.work, self._tmp)
+        clear_open_flags(self._tmp)
         os.replace(self._tmp, self.path)
 
     def finish(self) -> None:

@@ -111,18 +111,26 @@ class _Shard:
 
     def _pump(self) -> None:
         assert self.process.stderr is not None
-        for line in self.process.stderr:
-            if line.strip():
-                log.info("writer %d: %s", self.index, line.rstrip())
+        with self.process.stderr:
+            for line in self.process.stderr:
+                if line.strip():
+                    log.info("writer %d: %s", self.index, _message(line))
 
     def _read_out(self) -> None:
         assert self.process.stdout is not None
-        self._out = self.process.stdout.read()
+        with self.process.stdout:
+            self._out = self.process.stdout.read()
         record = read_exit_record(self._out)
         if record is not None:
             self.record = record.model_dump()
             if record.statistics:
                 self.statistics = dict(record.statistics)
+
+
+def _message(line: str) -> str:
+    """A writer's log line without its time stamp (ours is in front of it)."""
+    parts = line.rstrip().split(" ", 2)
+    return parts[2] if len(parts) == 3 and parts[0][:2].isdigit() else line.rstrip()
 
 
 def _end_with_parent() -> None:
@@ -424,6 +432,11 @@ class MultiWriter:
         except Exception as exc:  # noqa: BLE001 - the master must still be closed
             log.exception("reading the parts at the end failed")
             self.error = self.error or str(exc)
+        if not self.error and not self.ledger.n_written:
+            self.error = (
+                f"no frame written: none of the {len(self.shards)} writers got a frame from "
+                f"{self.settings.connect}; check that the camera sends there"
+            )
         self._wait_for_parameters()
         self.parameter_set.close()
         reason = self._end_reason()

@@ -304,8 +304,8 @@ class Writer:
         self._drop_the_rest()  # also a frame the receiver committed after a kill
         if self.receiver.error and not self.error:
             self.error = self.receiver.error
-        if not self.error and not self.ledger.n_written:
-            self.error = self._nothing_written()
+        if not self.error and not self.ledger.n_written and self.settings.shard is None:
+            self.error = self._nothing_written()  # (one of several writers may get nothing)
             log.error("%s", self.error)
         self._wait_for_parameters()
         self.parameter_set.close()  # a value set from now on would miss the file: refused
