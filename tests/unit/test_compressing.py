@@ -115,7 +115,8 @@ def test_a_failing_codec_raises_an_output_error_naming_the_frame() -> None:
         with pytest.raises(OutputError, match="compressing frame 0 failed: RuntimeError"):
             source.get_batch(8, 1.0)
     finally:
-        assert source.shutdown() == 2
+        assert source.shutdown() == 0  # the first frame is taken alone (its size bounds the rest)
+        assert len(buffer) == 2  # the others were never taken: nothing lost without a count
 
 
 def test_shutdown_counts_frames_taken_but_never_handed_out() -> None:
@@ -124,3 +125,30 @@ def test_shutdown_counts_frames_taken_but_never_handed_out() -> None:
     fill(buffer, range(6))
     source.get_batch(0, 0.5)  # takes 4 into the pool, hands none out
     assert source.shutdown() == 4
+
+
+def test_the_bytes_in_flight_are_bounded_whatever_the_number_of_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pco_writer.writer import _compressing
+
+    frame_bytes = int(np.prod(SHAPE)) * 2  # 32 bytes
+    monkeypatch.setattr(_compressing, "IN_FLIGHT_BYTES", 5 * frame_bytes)
+    buffer = FrameBuffer(1 << 20)
+    most = [0]
+    lock = threading.Lock()
+
+    def encode(frame: ReceivedFrame) -> ReceivedFrame:
+        with lock:
+            most[0] = max(most[0], source.in_flight)
+        time.sleep(0.002)
+        return frame
+
+    source = CompressingSource(buffer, encode, workers=16)  # would take 32 frames at once
+    try:
+        fill(buffer, range(60))
+        buffer.close()
+        assert [f.index for f in drain(source)] == list(range(60))
+    finally:
+        source.shutdown()
+    assert 0 < most[0] <= 5
