@@ -1,7 +1,8 @@
 """The writer: the state machine that ties receiver, buffer and HDF5 sink together, and the
 process that shares one acquisition among several writers."""
 
+from pco_writer.writer._acquisition import Acquisition, WriterStatus
 from pco_writer.writer._multi import MultiWriter
-from pco_writer.writer._writer import Writer, WriterStatus
+from pco_writer.writer._writer import Writer
 
-__all__ = ["MultiWriter", "Writer", "WriterStatus"]
+__all__ = ["Acquisition", "MultiWriter", "Writer", "WriterStatus"]

@@ -14,7 +14,6 @@ summed statistics with a per-writer breakdown, stop and kill reaching every shar
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import signal
 import subprocess
@@ -30,7 +29,7 @@ import httpx
 
 from pco_writer.api._serving import bind_socket
 from pco_writer.auth import TOKEN_HEADER, token_from_env
-from pco_writer.errors import OutputError, PcoWriterError, StateError
+from pco_writer.errors import OutputError, PcoWriterError
 from pco_writer.exit_record import read_exit_record
 from pco_writer.h5 import H5Sink, OutputFiles
 from pco_writer.h5._layout_file import H5Layout
@@ -38,11 +37,9 @@ from pco_writer.h5._master import MasterBuilder
 from pco_writer.h5._part import PartLayout, part_path
 from pco_writer.h5._superblock import clear_open_flags
 from pco_writer.h5._virtual import VirtualFrames
-from pco_writer.layouts import ParameterSet, load_layout
 from pco_writer.ledger import FrameLedger
 from pco_writer.settings import AcquisitionSettings, Shard
-from pco_writer.statistics import Timeline
-from pco_writer.writer._writer import WriterStatus
+from pco_writer.writer._acquisition import Acquisition, WriterStatus
 
 __all__ = ["MultiWriter"]
 
@@ -141,7 +138,7 @@ def _end_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-class MultiWriter:
+class MultiWriter(Acquisition):
     """Receives one acquisition with ``settings.n_writers`` writer processes.
 
     Args:
@@ -156,16 +153,9 @@ class MultiWriter:
         on_done: Callable[[Any], None] | None = None,
         python: str = sys.executable,
     ) -> None:
-        self.settings = settings
-        self.error = ""
-        self.end_reason = ""
-        self.missing_parameters: list[str] = []
-        self._status = WriterStatus.CREATED
+        super().__init__(settings, on_done)
         self._python = python
-        self.layout = load_layout(settings.layout)
-        self.parameter_set = ParameterSet(self.layout.parameters)
         self.ledger = FrameLedger(settings.n_frames, settings.max_frame_gap)
-        self.timeline = Timeline()
         self.files = OutputFiles.from_output(
             settings.output, settings.n_frames, settings.max_frames_per_file
         )
@@ -187,23 +177,9 @@ class MultiWriter:
         headers = {TOKEN_HEADER: self._token} if self._token else {}
         self._http = httpx.Client(timeout=_HTTP, headers=headers)
         self._stopping = threading.Event()
-        self._killed = threading.Event()
-        self._give_up_waiting = threading.Event()
-        self._done = threading.Event()
-        self._callbacks: list[Callable[[Any], None]] = [on_done] if on_done else []
         self._thread = threading.Thread(target=self._run, name="master")
 
     # -- the writer API (as Writer) ----------------------------------------------------------
-
-    @property
-    def status(self) -> WriterStatus:
-        """The acquisition's state."""
-        return self._status
-
-    @property
-    def done(self) -> bool:
-        """True once the master file is closed."""
-        return self._done.is_set()
 
     def start(self) -> None:
         """Check the output, start the writers and wait until each answers.
@@ -211,8 +187,7 @@ class MultiWriter:
         Raises:
             ConfigError, OutputError: the master or a part cannot be written; nothing was.
         """
-        if self._status is not WriterStatus.CREATED:
-            raise StateError(f"cannot start: writer is already {self._status.value}")
+        self._check_can_start()
         self.sink.check()
         part_layout = PartLayout(self.settings.compression)
         for part in self.parts:
@@ -245,31 +220,6 @@ class MultiWriter:
         self._killed.set()
         self._stopping.set()
         self._tell_shards("kill", signal.SIGTERM)
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait until the master file is closed; True when it is."""
-        return self._done.wait(timeout)
-
-    def add_done_callback(self, callback: Callable[[Any], None]) -> None:
-        """Call ``callback(self)`` once the master is closed, before :meth:`wait` returns."""
-        self._callbacks.append(callback)
-
-    def parameters(self) -> dict[str, Any]:
-        """The layout's parameter values (written into the master)."""
-        return self.parameter_set.effective()
-
-    def set_parameters(self, values: dict[str, Any]) -> None:
-        """Set layout parameters of the master file (see :meth:`Writer.set_parameters`)."""
-        if self._status in (WriterStatus.FINISHED, WriterStatus.ERROR):
-            raise StateError(
-                f"cannot set parameters: the acquisition has ended ({self._status.value}) and "
-                "its file is closed; set them before it ends"
-            )
-        self.parameter_set.set(values)
-
-    def parameter_types(self) -> dict[str, str]:
-        """The layout's parameters and their NeXus types."""
-        return self.parameter_set.types()
 
     def statistics(self) -> dict[str, Any]:
         """The acquisition's statistics: the master's frames, every writer's counts summed,
@@ -437,27 +387,8 @@ class MultiWriter:
                 f"no frame written: none of the {len(self.shards)} writers got a frame from "
                 f"{self.settings.connect}; check that the camera sends there"
             )
-        self._wait_for_parameters()
-        self.parameter_set.close()
-        reason = self._end_reason()
-        try:
-            self.sink.close(reason)
-        except Exception as exc:  # noqa: BLE001 - the end must be reported, never hang
-            if not isinstance(exc, PcoWriterError):
-                log.exception("closing the master failed")
-            self.error = self.error or str(exc)
-            reason = f"error: {self.error}"
-        self.end_reason = reason
-        self.timeline.finish()
-        self._status = WriterStatus.ERROR if self.error else WriterStatus.FINISHED
-        log.info("acquisition ended (%s): %s", reason, json.dumps(self.statistics()))
         self._http.close()
-        for callback in self._callbacks:
-            try:
-                callback(self)
-            except Exception:  # noqa: BLE001 - a reporting failure must not hide the end
-                log.exception("done callback %r failed", callback)
-        self._done.set()
+        self._end(self._end_reason())
 
     def _repair_dead_parts(self) -> None:
         """A writer that died left its part marked open for writing: make it readable (its
@@ -471,26 +402,9 @@ class MultiWriter:
                 except OSError as exc:  # the master still maps what it can read
                     log.error("could not repair part %s: %s", part, exc)
 
-    def _wait_for_parameters(self) -> None:
-        missing = self.parameter_set.missing_required()
-        if missing and not self.error and not self._killed.is_set():
-            self._status = WriterStatus.WAITING_FOR_PARAMETERS
-            log.warning(
-                "frames done; waiting for parameter(s) %s (stop again to write without them)",
-                ", ".join(missing),
-            )
-            while missing and not self._give_up_waiting.is_set():
-                self.parameter_set.wait_changed(0.2)
-                missing = self.parameter_set.missing_required()
-        self.missing_parameters = self.parameter_set.missing_required()
-
     def _end_reason(self) -> str:
-        if self.error:
-            return f"error: {self.error}"
-        if self._killed.is_set():
-            return "killed"
-        if self.ledger.complete:
-            return "completed"
+        if common := self._common_end_reason():
+            return common
         reasons = {str(s.statistics.get("end_reason", "")) for s in self.shards}
         idle = [r for r in reasons if "idle timeout" in r]
         return idle[0] if idle and len(reasons) == 1 else "stopped"

@@ -13,7 +13,6 @@ Lifecycle (``status``)::
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 import time
@@ -24,16 +23,15 @@ from typing import Any
 
 from pco_writer.buffer import FrameBuffer, ReceivedFrame
 from pco_writer.codecs import get_codec
-from pco_writer.errors import PcoWriterError, StateError
+from pco_writer.errors import PcoWriterError
 from pco_writer.h5 import H5Sink, OutputFiles
 from pco_writer.h5._layout_file import H5Layout
 from pco_writer.h5._part import PartLayout
-from pco_writer.layouts import ParameterSet, load_layout
 from pco_writer.ledger import FrameLedger, by_id
-from pco_writer.names import unusual_dataset_name
 from pco_writer.receiver import Receiver, ReceiverSettings, should_log
 from pco_writer.settings import AcquisitionSettings
-from pco_writer.statistics import Timeline, statistics
+from pco_writer.statistics import statistics
+from pco_writer.writer._acquisition import Acquisition, WriterStatus
 from pco_writer.writer._compressing import CompressingSource, compressor_for, default_workers
 
 __all__ = ["Writer", "WriterStatus"]
@@ -47,18 +45,7 @@ _GET_WAIT_S = 0.2
 _LINGER_S = 0.005
 
 
-class WriterStatus(enum.StrEnum):
-    """The states of a writer, spelled as pco_rclient expects them."""
-
-    CREATED = "initialized"
-    RECEIVING = "receiving"
-    WRITING = "writing"
-    WAITING_FOR_PARAMETERS = "waiting for parameters"
-    FINISHED = "finished"
-    ERROR = "error"
-
-
-class Writer:
+class Writer(Acquisition):
     """Receives one acquisition and writes it to HDF5.
 
     Args:
@@ -69,26 +56,11 @@ class Writer:
     def __init__(
         self, settings: AcquisitionSettings, on_done: Callable[[Writer], None] | None = None
     ) -> None:
-        self.settings = settings
-        self.error = ""
-        self._status = WriterStatus.CREATED
-        self.layout = load_layout(settings.layout)
-        self.parameter_set = ParameterSet(self.layout.parameters)
-        if settings.parameters:  # given with the start: checked before anything is written
-            self.parameter_set.set(settings.parameters)
-        if warning := unusual_dataset_name(settings.dataset_name):
-            log.warning("%s", warning)
-        self.missing_parameters: list[str] = []
-        self._give_up_waiting = threading.Event()
-        self._killed = threading.Event()
-        self._done = threading.Event()
-        self._done_callbacks: list[Callable[[Writer], None]] = [on_done] if on_done else []
+        super().__init__(settings, on_done)
         part = settings.shard is not None  # one of several writers: a part file, rows in order
         self.ledger = FrameLedger(settings.n_frames, settings.max_frame_gap, sees_all=not part)
         self._next_row = 0
         self.buffer = FrameBuffer(settings.buffer_bytes)
-        self.timeline = Timeline()
-        self.end_reason = ""
         self.files = OutputFiles.from_output(
             settings.output, settings.n_frames, settings.max_frames_per_file
         )
@@ -107,16 +79,6 @@ class Writer:
         self._held: list[ReceivedFrame] = []  # the first frames, until the start is decided
         self._thread = threading.Thread(target=self._run, name="h5-writer")
 
-    @property
-    def status(self) -> WriterStatus:
-        """The current state."""
-        return self._status
-
-    @property
-    def done(self) -> bool:
-        """True once the acquisition is over and its file closed."""
-        return self._done.is_set()
-
     def start(self) -> None:
         """Check the output, connect to the camera and start receiving.
 
@@ -124,8 +86,7 @@ class Writer:
             ConfigError: the dataset name is taken or the output cannot be written;
                 nothing was written.
         """
-        if self._status is not WriterStatus.CREATED:
-            raise StateError(f"cannot start: writer is already {self._status.value}")
+        self._check_can_start()
         self.sink.check()
         self.receiver.start()
         self._status = WriterStatus.RECEIVING
@@ -151,40 +112,6 @@ class Writer:
         self._killed.set()
         self.receiver.stop()
         self.buffer.close()  # a receiver waiting for room gives up; the rest is dropped
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait until the acquisition is over; True when it is."""
-        return self._done.wait(timeout)
-
-    def add_done_callback(self, callback: Callable[[Writer], None]) -> None:
-        """Call ``callback(writer)`` on the writer thread once the file is closed.
-
-        Callbacks run before :meth:`wait` returns, so a report sent from one is out before
-        the process can exit.
-        """
-        self._done_callbacks.append(callback)
-
-    def parameters(self) -> dict[str, Any]:
-        """The layout's parameter values: those set, else defaults (``tomcat`` has none)."""
-        return self.parameter_set.effective()
-
-    def set_parameters(self, values: dict[str, Any]) -> None:
-        """Set layout parameters; they are written when the file is closed.
-
-        Raises:
-            ConfigError: a name the layout does not have, or a value of the wrong type.
-            StateError: the acquisition has ended; its file is closed and would not get them.
-        """
-        if self._status in (WriterStatus.FINISHED, WriterStatus.ERROR):
-            raise StateError(
-                f"cannot set parameters: the acquisition has ended ({self._status.value}) and "
-                "its file is closed; set them before it ends"
-            )
-        self.parameter_set.set(values)
-
-    def parameter_types(self) -> dict[str, str]:
-        """The layout's parameters and their NeXus types (NX_CHAR, NX_FLOAT...)."""
-        return self.parameter_set.types()
 
     def statistics(self) -> dict[str, Any]:
         """The statistics so far, with the status (see :func:`pco_writer.statistics.statistics`)."""
@@ -307,42 +234,7 @@ class Writer:
         if not self.error and not self.ledger.n_written and self.settings.shard is None:
             self.error = self._nothing_written()  # (one of several writers may get nothing)
             log.error("%s", self.error)
-        self._wait_for_parameters()
-        self.parameter_set.close()  # a value set from now on would miss the file: refused
-        reason = self._end_reason()
-        try:
-            self.sink.close(reason)
-        except Exception as exc:  # noqa: BLE001 - the end must be reported, never hang
-            if not isinstance(exc, PcoWriterError):
-                log.exception("closing the file failed")
-            self.error = self.error or str(exc)
-            reason = f"error: {self.error}"
-        self.end_reason = reason
-        self.timeline.finish()
-        self._status = WriterStatus.ERROR if self.error else WriterStatus.FINISHED
-        log.info("acquisition ended (%s): %s", reason, self.statistics())
-        for callback in self._done_callbacks:
-            try:
-                callback(self)
-            except Exception:  # noqa: BLE001 - a reporting failure must not hide the end
-                log.exception("done callback %r failed", callback)
-        self._done.set()
-
-    def _wait_for_parameters(self) -> None:
-        """Hold the file open until required parameters arrive, or stop()/kill() again."""
-        missing = self.parameter_set.missing_required()
-        if missing and not self.error and not self._killed.is_set():
-            self._status = WriterStatus.WAITING_FOR_PARAMETERS
-            log.warning(
-                "frames done; waiting for parameter(s) %s (stop again to write without them)",
-                ", ".join(missing),
-            )
-            while missing and not self._give_up_waiting.is_set():
-                self.parameter_set.wait_changed(_GET_WAIT_S)
-                missing = self.parameter_set.missing_required()
-        self.missing_parameters = self.parameter_set.missing_required()
-        if self.missing_parameters:
-            log.warning("writing without parameter(s) %s", ", ".join(self.missing_parameters))
+        self._end(self._end_reason())
 
     def _nothing_written(self) -> str:
         """Why a run ended without a frame: an error, which says where the writer listened."""
@@ -362,12 +254,8 @@ class Writer:
         )
 
     def _end_reason(self) -> str:
-        if self.error:
-            return f"error: {self.error}"
-        if self._killed.is_set():
-            return "killed"
-        if self.ledger.complete:
-            return "completed"
+        if common := self._common_end_reason():
+            return common
         if self.receiver.end_cause == "idle_timeout":
             return f"stopped: no frame for {self.settings.idle_timeout:g} s (idle timeout)"
         return "stopped"
