@@ -121,6 +121,30 @@ class Acquisition:
         """The statistics so far (the subclass's)."""
         raise NotImplementedError
 
+    def _run(self) -> None:
+        """The acquisition's thread: :meth:`_work` until no frame will come, then the end.
+        Any failure ends the run as an error, never unreported."""
+        try:
+            self._work()
+        except PcoWriterError as exc:
+            self._fail(str(exc))
+        except Exception as exc:  # noqa: BLE001 - any failure must reach the status
+            log.exception("the acquisition failed")
+            self._fail(f"unexpected {type(exc).__name__}: {exc}")
+        self._finish()
+
+    def _work(self) -> None:
+        """Receive and write (the subclass's)."""
+        raise NotImplementedError
+
+    def _fail(self, message: str) -> None:
+        """Record the failure and stop receiving (the subclass's)."""
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        """Gather what is left and :meth:`_end` (the subclass's)."""
+        raise NotImplementedError
+
     def _check_can_start(self) -> None:
         if self._status is not WriterStatus.CREATED:
             raise StateError(f"cannot start: writer is already {self._status.value}")

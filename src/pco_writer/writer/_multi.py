@@ -29,7 +29,7 @@ import httpx
 
 from pco_writer.api._serving import bind_socket
 from pco_writer.auth import TOKEN_HEADER, token_from_env
-from pco_writer.errors import OutputError, PcoWriterError
+from pco_writer.errors import OutputError
 from pco_writer.exit_record import read_exit_record
 from pco_writer.h5 import H5Sink, OutputFiles
 from pco_writer.h5._layout_file import H5Layout
@@ -323,17 +323,7 @@ class MultiWriter(Acquisition):
 
     # -- the master --------------------------------------------------------------------------
 
-    def _run(self) -> None:
-        try:
-            self._follow()
-        except PcoWriterError as exc:
-            self._fail(str(exc))
-        except Exception as exc:  # noqa: BLE001 - any failure must reach the status
-            log.exception("the acquisition process failed")
-            self._fail(f"unexpected {type(exc).__name__}: {exc}")
-        self._finish()
-
-    def _follow(self) -> None:
+    def _work(self) -> None:
         """Read the parts until every writer has ended; stop them once the run is complete."""
         next_stats = 0.0
         while any(s.alive for s in self.shards):

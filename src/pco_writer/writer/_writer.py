@@ -23,7 +23,6 @@ from typing import Any
 
 from pco_writer.buffer import FrameBuffer, ReceivedFrame
 from pco_writer.codecs import get_codec
-from pco_writer.errors import PcoWriterError
 from pco_writer.h5 import H5Sink, OutputFiles
 from pco_writer.h5._layout_file import H5Layout
 from pco_writer.h5._part import PartLayout
@@ -134,16 +133,6 @@ class Writer(Acquisition):
         snap["missing_parameters"] = list(missing)
         return snap
 
-    def _run(self) -> None:
-        try:
-            self._write_loop()
-        except PcoWriterError as exc:
-            self._fail(str(exc))
-        except Exception as exc:  # noqa: BLE001 - any failure must reach the status
-            log.exception("writer thread failed")
-            self._fail(f"unexpected {type(exc).__name__}: {exc}")
-        self._finish()
-
     def _frame_source(self, settings: AcquisitionSettings) -> FrameBuffer | CompressingSource:
         """The buffer itself, or with compression a pool of threads that compresses from it."""
         codec = get_codec(settings.compression)
@@ -152,7 +141,7 @@ class Writer(Acquisition):
         workers = settings.compression_threads or default_workers()
         return CompressingSource(self.buffer, compressor_for(codec), workers)
 
-    def _write_loop(self) -> None:
+    def _work(self) -> None:
         try:
             self._write_frames(self.source)
         finally:
