@@ -303,3 +303,22 @@ def test_a_writer_that_gets_no_frame_is_no_failure_of_the_acquisition(tmp_path: 
         stats = finish(writer)
     assert (stats["end_reason"], stats["n_written_frames"], stats["error"]) == ("completed", 1, "")
     check_master(output, [FIRST])
+
+
+def test_kill_reaches_every_writer_and_leaves_a_readable_master(tmp_path: Path) -> None:
+    output = tmp_path / "killed.h5"
+    with camera() as cam, several(cam, output, n_frames=0, flush_interval=0.2) as writer:
+        for i in range(60):
+            cam.send(frame(FIRST + i))
+        wait_until_the_writers_wrote(writer, 60)
+        time.sleep(0.5)  # flushed
+        writer.kill()
+        stats = finish(writer)
+    assert stats["end_reason"] == "killed"
+    assert all(w["end_reason"] == "killed" for w in stats["writers"]), stats["writers"]
+    assert stats["n_written_frames"] + stats["n_lost_frames"] >= 60
+    with h5py.File(output, "r") as f:
+        assert f["measurement/acquisition/data"].attrs["end_reason"] == "killed"
+        data = f["exchange/data"]
+        assert all(np.array_equal(data[r], image(FIRST + r)) for r in range(data.shape[0])
+                   if data[r].any())  # fmt: skip

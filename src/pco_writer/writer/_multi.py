@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 _ROUND_S = 0.25  # how often the parts are read
 _STATS_S = 0.5  # how often the shards' statistics are asked for
 _START_TIMEOUT_S = 30.0
-_HTTP = httpx.Timeout(2.0, connect=0.5)
+_HTTP = httpx.Timeout(4.0, connect=0.5)  # a writer's /stop and /kill answer within ~2 s
 
 
 class _Shard:
@@ -228,11 +228,14 @@ class MultiWriter(Acquisition):
         per = [s.statistics for s in self.shards]
         invalid = sum((Counter(s.get("invalid_by_reason", {})) for s in per), Counter())
         invalid += Counter(snap.rejected_by_reason)
-        dropped = sum((Counter(s.get("lost_by_reason", {})) for s in per), Counter())
-        dropped.pop("never_received", None)  # a shard does not count other shards' ids
-        n_dropped = sum(dropped.values())
-        never = max(0, snap.n_lost - n_dropped)
+        # a frame a writer dropped never reached its part: the ledger here counts it among the
+        # ids never received; the writer knows why
+        by_writers = sum((Counter(s.get("lost_by_reason", {})) for s in per), Counter())
+        by_writers.pop("never_received", None)  # a writer does not count others' ids
+        dropped = by_writers + Counter(snap.dropped_by_reason)
+        never = max(0, snap.n_never_received - sum(by_writers.values()))
         lost_by_reason = ({"never_received": never} if never else {}) | dict(dropped)
+        n_dropped = sum(dropped.values())
         received = sum(int(s.get("n_received_frames", 0)) for s in per)
         t_first = self.timeline.t_start
         return {
