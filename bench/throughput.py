@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -62,10 +61,7 @@ def main() -> None:
         (workdir / "warmup.h5").unlink()
         _print("writer run ...")
         writer = _run_writer(args, n, workdir / "bench.h5")
-        peak_rss_mb = max(  # this process, or the largest of its writer processes
-            resource.getrusage(who).ru_maxrss / 1024
-            for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-        )
+        peak_rss_mb = writer["peak_rss_bytes"] / (1 << 20)  # the largest writer process, MiB
         (workdir / "bench.h5").unlink()
         _print("same receiver and ring, frames written with plain pwrite (no HDF5) ...")
         pipeline_gbps = _bare_pipeline(args, n, workdir / "bare.bin") if not compressed else 0.0
@@ -156,6 +152,7 @@ def _run_writer(args: argparse.Namespace, frames: int, path: Path) -> dict[str, 
         "fps": written / elapsed,
         "lost": frames - written,
         "buffer_peak_bytes": stats["buffer_peak_bytes"],
+        "peak_rss_bytes": stats["peak_rss_bytes"],
         "ratio_comp": written * frame_bytes / max(_stored_bytes(path), 1),
     }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import resource
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -21,11 +22,16 @@ from pco_writer.names import unusual_dataset_name
 from pco_writer.settings import AcquisitionSettings
 from pco_writer.statistics import Timeline
 
-__all__ = ["Acquisition", "WriterStatus"]
+__all__ = ["Acquisition", "WriterStatus", "peak_rss_bytes"]
 
 log = logging.getLogger(__name__)
 
 _PARAMETER_WAIT_S = 0.2
+
+
+def peak_rss_bytes() -> int:
+    """The most memory this process has held (its peak resident set), in bytes."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: in KiB
 
 
 class WriterStatus(enum.StrEnum):

@@ -39,7 +39,7 @@ from pco_writer.h5._superblock import clear_open_flags
 from pco_writer.h5._virtual import VirtualFrames
 from pco_writer.ledger import FrameLedger
 from pco_writer.settings import AcquisitionSettings, Shard
-from pco_writer.writer._acquisition import Acquisition, WriterStatus
+from pco_writer.writer._acquisition import Acquisition, WriterStatus, peak_rss_bytes
 
 __all__ = ["MultiWriter"]
 
@@ -263,6 +263,9 @@ class MultiWriter(Acquisition):
             "error": self.error,
             "buffer_used_bytes": sum(int(s.get("buffer_used_bytes", 0)) for s in per),
             "buffer_peak_bytes": sum(int(s.get("buffer_peak_bytes", 0)) for s in per),
+            "peak_rss_bytes": max(  # of this process or of a writer, whichever is larger
+                [peak_rss_bytes(), *(int(s.get("peak_rss_bytes", 0)) for s in per)]
+            ),
             "layout": self.layout.name,
             "missing_parameters": list(
                 self.missing_parameters if self.done else self.parameter_set.missing_required()
@@ -318,7 +321,8 @@ class MultiWriter(Acquisition):
     def _shard_summary(self, shard: _Shard) -> dict[str, Any]:
         s = shard.statistics
         keys = ("status", "n_received_frames", "n_written_frames", "n_dropped_frames",
-                "n_invalid_frames", "receiving_rate", "end_reason", "error")  # fmt: skip
+                "n_invalid_frames", "receiving_rate", "peak_rss_bytes", "end_reason",
+                "error")  # fmt: skip
         summary = {k: s[k] for k in keys if k in s}
         part = str(self.parts[shard.index])
         return {"index": shard.index, "pid": shard.pid, "port": shard.port, "part": part,

@@ -30,7 +30,7 @@ from pco_writer.ledger import FrameLedger, by_id
 from pco_writer.receiver import Receiver, ReceiverSettings, should_log
 from pco_writer.settings import AcquisitionSettings
 from pco_writer.statistics import statistics
-from pco_writer.writer._acquisition import Acquisition, WriterStatus
+from pco_writer.writer._acquisition import Acquisition, WriterStatus, peak_rss_bytes
 from pco_writer.writer._compressing import CompressingSource, compressor_for, default_workers
 
 __all__ = ["Writer", "WriterStatus"]
@@ -127,6 +127,7 @@ class Writer(Acquisition):
         snap["error"] = self.error
         snap["buffer_used_bytes"] = self.buffer.stats.used_bytes
         snap["buffer_peak_bytes"] = self.buffer.stats.peak_bytes
+        snap["peak_rss_bytes"] = peak_rss_bytes()
         snap["layout"] = self.layout.name
         done = self._done.is_set()
         missing = self.missing_parameters if done else self.parameter_set.missing_required()
