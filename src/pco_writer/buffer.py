@@ -41,6 +41,8 @@ class ReceivedFrame:
         data: the payload bytes (a memoryview into the ring, or any buffer in tests).
         nbytes: the payload's size.
         span: the ring bytes to release once written (payload, alignment and any wrap gap).
+        t_received: monotonic time its header arrived (0: not from a receiver), for the
+            write latency.
     """
 
     index: int
@@ -48,6 +50,7 @@ class ReceivedFrame:
     data: Any
     nbytes: int
     span: int = 0
+    t_received: float = 0.0
 
 
 @dataclass(slots=True)

@@ -21,35 +21,51 @@ _DEFAULT_SERVER = "http://127.0.0.1:9901"
 
 def add_server(commands: Any) -> None:
     """``pco-writer server``: the control server that starts one writer per acquisition."""
-    p = commands.add_parser("server", help="the control server that starts the writers")
-    p.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    p = commands.add_parser(
+        "server", help="the control server that starts the writers",
+        description="The control server: starts one writer process per acquisition, serves "
+        "the routes pco_rclient calls, a status page at /, GET /preview and GET /metrics. "
+        "Its settings come from --config FILE (docs/deploying.md); a flag given here wins "
+        "over the file.",
+    )  # fmt: skip
     p.add_argument(
-        "--port",
-        type=int,
-        default=9901,
-        help="the port, when there is no --config; 0 picks a free one",
-    )
+        "--config", type=Path, default=None,
+        help="the settings file: host, port, data root, token file, user switching, limits, "
+        "log format, cameras (YAML or JSON; the original deployment's pco_config.json too; "
+        "docs/deploying.md) (default: none: one server on --port for any camera)",
+    )  # fmt: skip
     p.add_argument(
-        "--config",
-        type=Path,
+        "--camera", default=None, metavar="NAME",
+        help="serve only this camera of --config, by name (or N for pcoN, as the original "
+        "deployment_server.py -c N) (default: every camera of the file)",
+    )  # fmt: skip
+    p.add_argument(
+        "--host",
         default=None,
-        help="the settings file: cameras, ports, data roots, token file (YAML or "
-        "JSON; docs/guide.md) (default: none: one server on --port for any camera)",
+        help="the address to listen on (default: the file's, else 127.0.0.1)",
     )
     p.add_argument(
-        "--data-root",
-        type=Path,
-        default=None,
-        help="output files must lie below it (default: the current folder)",
-    )
+        "--port", type=int, default=None,
+        help="the port, when there are no cameras; 0 picks a free one (default: the file's, "
+        "else 9901)",
+    )  # fmt: skip
+    p.add_argument(
+        "--data-root", type=Path, default=None,
+        help="output files must lie below it (default: the file's, else the current folder)",
+    )  # fmt: skip
     p.add_argument("--token-file", type=Path, default=None,
                    help="a file holding the shared secret that start, stop, kill and "
-                   "parameters need (default: $PCO_WRITER_TOKEN; unset: no token)")  # fmt: skip
+                   "parameters need (default: the file's, else $PCO_WRITER_TOKEN; unset: "
+                   "no token)")  # fmt: skip
     p.add_argument(
-        "--allow-user-switch",
-        action="store_true",
+        "--allow-user-switch", action="store_true", default=None,
         help="run writers as the request's user_id (root only)",
-    )
+    )  # fmt: skip
+    p.add_argument(
+        "--log-format", choices=("plain", "json"), default=None,
+        help="plain key=value lines, or one JSON object per line for journald and Elastic "
+        "(default: the file's, else plain)",
+    )  # fmt: skip
     p.add_argument("--max-writers", type=int, default=None, metavar="N",
                    help="the most writer processes one acquisition may ask for (n_writers) "
                    "(default: 8, or the configuration file's max_writers)")  # fmt: skip
@@ -57,19 +73,16 @@ def add_server(commands: Any) -> None:
 
 
 def _run_server(args: argparse.Namespace) -> int:
-    from pco_writer.control import ControlServer, LogBuffer, load_config, setup_logging
+    from pco_writer.control import ControlServer, LogBuffer, setup_logging
     from pco_writer.errors import ConfigError
 
-    setup_logging(LogBuffer(1), args.verbose)
+    setup_logging(LogBuffer(1), args.verbose, args.log_format or "plain")
     try:
-        config = load_config(args.config) if args.config else None
-        token = _server_token(args.token_file or (config.token_file if config else None))
-        switch = args.allow_user_switch or bool(config and config.allow_user_switch)
-        max_writers = args.max_writers or (config.max_writers if config else 8)
-        server = ControlServer(
-            args.host, args.port, config, args.data_root, token=token,
-            allow_user_switch=switch, max_writers=max_writers,
-        ).start()  # fmt: skip
+        config = _server_settings(args)
+        if config.log_format != (args.log_format or "plain"):
+            setup_logging(LogBuffer(1), args.verbose, config.log_format)
+        token = _server_token(config.token_file)
+        server = ControlServer.from_config(config, token).start()
     except (ConfigError, OSError) as exc:
         log.error("cannot start the control server: %s", exc)
         return EXIT_USAGE
@@ -82,6 +95,23 @@ def _run_server(args: argparse.Namespace) -> int:
     log.info("shutting down: stopping the writers")
     server.stop()
     return EXIT_OK
+
+
+def _server_settings(args: argparse.Namespace) -> Any:
+    """The settings file, if any, with the flags given on top."""
+    from pco_writer.control import load_config, server_config
+    from pco_writer.errors import ConfigError
+
+    flags = {
+        "host": args.host, "port": args.port, "data_root": args.data_root,
+        "token_file": args.token_file, "allow_user_switch": args.allow_user_switch,
+        "log_format": args.log_format, "max_writers": args.max_writers,
+    }  # fmt: skip
+    if args.config is not None:
+        return load_config(args.config, args.camera, **flags)
+    if args.camera is not None:
+        raise ConfigError("--camera NAME needs --config FILE: it names one of its cameras")
+    return server_config(None, "command line", **flags)
 
 
 def _server_token(path: Path | None) -> str:

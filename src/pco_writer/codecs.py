@@ -13,6 +13,7 @@ camera compressed already (Array-1.0 ``encoding``) are checked here and written 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import struct
@@ -57,6 +58,16 @@ class Codec:
         if self.filter_id == BITSHUFFLE_ID:
             return _bitshuffle_lz4(data, itemsize)
         return _blosc_lz4(data, itemsize)
+
+    def decompress(self, chunk: Any, header: FrameHeader) -> Any:
+        """The raw pixels (a numpy array of ``header``'s shape and type) of one chunk.
+
+        For viewers of a few frames (the preview, the live stream), never on the write path.
+        """
+        if self.filter_id == BITSHUFFLE_ID:
+            return _bitshuffle_lz4_decode(chunk, header)
+        raw = _blosc().decompress(bytes(chunk))
+        return np.frombuffer(raw, header.dtype).reshape(header.shape)
 
     def accepts(self, encoding: str) -> bool:
         """True when a frame of this Array-1.0 ``encoding`` can be stored as it came."""
@@ -234,6 +245,16 @@ def _bitshuffle_lz4(data: Any, itemsize: int) -> Any:
     chunk[:12] = np.frombuffer(struct.pack(">QI", elements.nbytes, block * itemsize), np.uint8)
     chunk[12:] = body
     return chunk
+
+
+def _bitshuffle_lz4_decode(chunk: Any, header: FrameHeader) -> Any:
+    data = np.frombuffer(chunk, np.uint8)
+    _, block_bytes = struct.unpack(">QI", data[:12].tobytes())
+    itemsize = header.dtype.itemsize
+    flat = _bitshuffle().decompress_lz4(
+        data[12:], (math.prod(header.shape),), np.dtype(f"u{itemsize}"), block_bytes // itemsize
+    )
+    return flat.view(header.dtype).reshape(header.shape)
 
 
 _blosc_ready: list[Any] = []

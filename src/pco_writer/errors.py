@@ -9,6 +9,7 @@ PcoWriterError
 ├── OutputError             the HDF5 file cannot be created or written (disk full, permissions)
 ├── StateError              an operation does not fit the writer's current state
 ├── AuthError               a state-changing request without the configured token
+├── NotFoundError           what was asked for is not there (yet): no frame for a preview
 └── ClientError             the client could not get what it asked from a server
 
 UnusualNameWarning          a valid name that looks like a mistake (``data_blak``)
@@ -108,6 +109,10 @@ class StateError(PcoWriterError):
 
 class AuthError(PcoWriterError):
     """A state-changing request came without the server's token (or with a wrong one)."""
+
+
+class NotFoundError(PcoWriterError):
+    """What was asked for does not exist, or not yet (a preview before the first frame)."""
 
 
 class ClientError(PcoWriterError):

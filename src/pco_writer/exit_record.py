@@ -15,12 +15,31 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-__all__ = ["REFUSED", "STOPPED_AT_START", "ExitRecord", "describe_end", "read_exit_record"]
+__all__ = [
+    "END_KINDS", "REFUSED", "STOPPED_AT_START", "ExitRecord", "describe_end", "end_kind",
+    "read_exit_record",
+]  # fmt: skip
 
 REFUSED = "refused"
 """The ``end_reason`` of a start that the writer refused: nothing was received or written."""
 STOPPED_AT_START = "stopped: by a signal before the acquisition started"
 """The ``end_reason`` of a writer stopped while it started: nothing was received or written."""
+
+
+END_KINDS = ("completed", "stopped", "idle_timeout", "killed", "error", REFUSED)
+"""The kinds of end reasons, as runs are counted by (``end_kind``)."""
+
+
+def end_kind(end_reason: str) -> str:
+    """The kind of an ``end_reason``: one of :data:`END_KINDS` (a label for counting runs).
+
+    ``stopped: no frame for 5 s (idle timeout)`` is ``idle_timeout``; ``error: disk full...``
+    is ``error``; a reason of none of these kinds (or none) counts as ``error``.
+    """
+    head = end_reason.split(":", 1)[0].strip()
+    if head == "stopped" and "idle" in end_reason:
+        return "idle_timeout"
+    return head if head in END_KINDS else "error"
 
 
 class ExitRecord(BaseModel):

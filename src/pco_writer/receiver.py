@@ -124,19 +124,22 @@ class Receiver:
                 sock.poll(_POLL_MS)
                 continue
             last_message, notice = time.monotonic(), NO_FRAME_NOTICE_S
-            if not self._receive_frame(sock, header_part):
+            if not self._receive_frame(sock, header_part, last_message):
                 return "stopped"
         return "stopped"
 
-    def _receive_frame(self, sock: zmq.Socket[Any], header_part: bytes) -> bool:
-        """Receive the rest of one message into the buffer. False when told to stop."""
+    def _receive_frame(self, sock: zmq.Socket[Any], header_part: bytes, t: float) -> bool:
+        """Receive the rest of one message (its header came at ``t``) into the buffer.
+
+        False when told to stop.
+        """
         try:
             header = self._header(sock, header_part)
             slot = self._reserve(header)
             if slot is None:
                 _drain(sock)
                 return False
-            self._fill(sock, header, slot)
+            self._fill(sock, header, slot, t)
         except ProtocolError as exc:
             _drain(sock)
             self._reject(exc)
@@ -161,7 +164,7 @@ class Receiver:
             raise ProtocolError("frame_larger_than_buffer", str(exc)) from None
         return None
 
-    def _fill(self, sock: zmq.Socket[Any], header: FrameHeader, slot: Slot) -> None:
+    def _fill(self, sock: zmq.Socket[Any], header: FrameHeader, slot: Slot, t: float) -> None:
         """Receive the payload into its slot; commit it, or give the slot back."""
         try:
             nbytes = sock.recv_into(slot.view)
@@ -175,7 +178,7 @@ class Receiver:
             self.buffer.cancel(slot)
             raise
         self.stats.count_received()
-        self.buffer.commit(ReceivedFrame(-1, header, slot.view, nbytes, slot.span))
+        self.buffer.commit(ReceivedFrame(-1, header, slot.view, nbytes, slot.span, t))
 
     def _reject(self, exc: ProtocolError) -> None:
         n = self.stats.count_invalid(exc.reason)

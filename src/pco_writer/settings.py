@@ -52,6 +52,7 @@ __all__ = [
     "MAX_WRITERS",
     "FrameCount",
     "LayoutName",
+    "OptionalAddress",
     "OutputTemplate",
     "Port",
     "RequestSettings",
@@ -89,6 +90,8 @@ def parse_size(value: Any) -> Any:
 
 CameraAddress = Annotated[str, AfterValidator(check_address)]
 """Where the camera binds PUSH: ``tcp://HOST:PORT`` (host name, IPv4 or ``[IPv6]``)."""
+OptionalAddress = Annotated[str, AfterValidator(lambda v: v and check_address(v))]
+"""``tcp://HOST:PORT`` as :data:`CameraAddress`, or '' for none."""
 OutputTemplate = Annotated[str, Field(max_length=4096), AfterValidator(check_output_template)]
 """An output path, a printf template (``scan_%03d.h5``) when the run rolls over."""
 DatasetName = Annotated[str, AfterValidator(validate_dataset_name)]
@@ -193,6 +196,11 @@ class AcquisitionSettings(RequestSettings):
     data_root: str = ""
     """When set, every output file must lie below this folder once links are followed
     (checked as each file opens, so a link placed after the start cannot lead elsewhere)."""
+    live_stream: OptionalAddress = ""
+    """Publish written frames (Array-1.0, raw pixels) on a ZeroMQ PUB socket bound here for
+    live viewers, e.g. tcp://0.0.0.0:8090; '' for none."""
+    live_stream_every: Annotated[int, Field(ge=1, le=INT64_MAX)] = 10
+    """With live_stream: publish the frames whose index is a multiple of this (1: all)."""
 
 
 class StartRequest(RequestSettings):

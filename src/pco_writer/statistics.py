@@ -3,7 +3,8 @@
 - the receiver owns :class:`StreamCounts`: valid frames handed to the buffer, and messages
   rejected at the door (not valid Array-1.0) by reason;
 - the frame ledger (:mod:`pco_writer.ledger`) owns what became of each frame;
-- the writer owns the :class:`Timeline`, its status and the files.
+- the writer owns the :class:`Timeline`, its status and the files, and the
+  :class:`LatencyHistogram` of its writes.
 
 :func:`statistics` reads them into the one dictionary the REST API, the control server and
 pco_rclient see. Nothing here is a second copy of a count.
@@ -12,6 +13,7 @@ pco_rclient see. Nothing here is a second copy of a count.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,7 +21,11 @@ from typing import Any
 
 from pco_writer.ledger import LedgerSnapshot
 
-__all__ = ["StreamCounts", "Timeline", "iso_now", "statistics"]
+__all__ = ["LATENCY_BOUNDS_S", "LatencyHistogram", "StreamCounts", "Timeline", "iso_now",
+           "statistics"]  # fmt: skip
+
+LATENCY_BOUNDS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+"""The upper bounds of the write latency buckets, in seconds (a last bucket takes the rest)."""
 
 
 def iso_now() -> str:
@@ -78,6 +84,37 @@ class Timeline:
             return 0.0
         elapsed = (self.t_end or time.monotonic()) - since
         return round(n / elapsed, 3) if elapsed > 0 else 0.0
+
+
+@dataclass
+class LatencyHistogram:
+    """How long frames took from their receipt to their file, one observation per batch.
+
+    Written by the writer thread only; read from any thread (a snapshot may be one
+    observation behind in one of its numbers, never inconsistent in a way that matters).
+
+    Attributes:
+        bounds: upper bounds of the buckets, seconds, increasing.
+        counts: observations per bucket; one more than ``bounds`` (the last: above them all).
+        total: the sum of the observations, seconds.
+    """
+
+    bounds: tuple[float, ...] = LATENCY_BOUNDS_S
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.counts = self.counts or [0] * (len(self.bounds) + 1)
+
+    def observe(self, seconds: float) -> None:
+        """Count one observation (an upper bound is inclusive, as Prometheus' ``le``)."""
+        self.counts[bisect_left(self.bounds, seconds)] += 1
+        self.total += seconds
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``bounds_s``, ``counts`` (per bucket, not cumulative), ``sum_s``."""
+        return {"bounds_s": list(self.bounds), "counts": list(self.counts),
+                "sum_s": round(self.total, 6)}  # fmt: skip
 
 
 def statistics(

@@ -7,13 +7,15 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 
 from pco_writer import __version__
 from pco_writer.api._auth import token_required
 from pco_writer.api._errors import install_error_handlers, read_json
 from pco_writer.api._serving import BodyLimit
 from pco_writer.exit_record import describe_end
+from pco_writer.errors import NotFoundError
+from pco_writer.preview import Preview
 
 __all__ = ["END_WAIT_S", "WriterLike", "build_app"]
 
@@ -40,6 +42,8 @@ class WriterLike(Protocol):
 
     @property
     def done(self) -> bool: ...  # noqa: D102
+
+    def preview(self) -> Preview | None: ...  # noqa: D102
 
 
 def build_app(writer: WriterLike, token: str = "", end_wait: float = END_WAIT_S) -> FastAPI:
@@ -100,6 +104,12 @@ def build_app(writer: WriterLike, token: str = "", end_wait: float = END_WAIT_S)
         answer = {"success": True, "status": "killed", "value": "Ok", **_end(writer)}
         return {**answer, "writer_status": str(writer.status)}
 
+    @app.get("/preview", response_class=Response, responses=PNG_RESPONSES)
+    def preview() -> Response:
+        """A recent frame as a PNG (downsampled, contrast stretched; at most one new frame
+        every 0.5 s); its id in the ``X-Frame-Id`` header. 404 before the first frame."""
+        return preview_response(writer.preview(), "this acquisition has written no frame yet")
+
     @app.get("/parameters")
     def get_parameters() -> dict[str, Any]:
         """The layout's parameters: their values and NeXus types."""
@@ -146,6 +156,30 @@ def _end(writer: WriterLike) -> dict[str, Any]:
         else (f"{stats.get('n_written_frames', 0)} written so far; the writer is {writer.status}")
     )
     return {**{k: stats[k] for k in keys if k in stats}, "message": message}
+
+
+PNG_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/png": {}}, "description": "the PNG; X-Frame-Id names the frame"},
+    404: {"description": "no frame yet"},
+}
+"""The answers of a preview route, for the OpenAPI document."""
+
+
+def preview_response(preview: Preview | None, missing: str) -> Response:
+    """A preview as a PNG answer, which frame it shows in its headers.
+
+    Raises:
+        NotFoundError: ``preview`` is None; ``missing`` says why.
+    """
+    if preview is None:
+        raise NotFoundError(missing)
+    headers = {
+        "X-Frame-Id": str(preview.frame_id),
+        "X-Frame-Index": str(preview.index),
+        "X-Frame-Shape": "x".join(map(str, preview.shape)),
+        "Cache-Control": "no-store",
+    }
+    return Response(preview.png, media_type="image/png", headers=headers)
 
 
 def _parameters_answer(writer: WriterLike) -> dict[str, Any]:

@@ -5,9 +5,16 @@
 """
 
 from pco_writer.control._app import build_app
-from pco_writer.control._config import CameraConfig, ServerConfig, load_config
+from pco_writer.control._config import (
+    CameraConfig,
+    Limits,
+    ServerConfig,
+    load_config,
+    server_config,
+)
 from pco_writer.control._controller import Controller, WriterStartError
-from pco_writer.control._logs import LogBuffer, PlainFormatter, setup_logging
+from pco_writer.control._logs import JsonFormatter, LogBuffer, PlainFormatter, setup_logging
+from pco_writer.control._monitor import Monitor
 from pco_writer.control._request import StartRequest, parse_start_request, resolve_output
 from pco_writer.control._server import ControlServer
 
@@ -15,7 +22,10 @@ __all__ = [
     "CameraConfig",
     "ControlServer",
     "Controller",
+    "JsonFormatter",
+    "Limits",
     "LogBuffer",
+    "Monitor",
     "PlainFormatter",
     "ServerConfig",
     "StartRequest",
@@ -24,5 +34,6 @@ __all__ = [
     "load_config",
     "parse_start_request",
     "resolve_output",
+    "server_config",
     "setup_logging",
 ]

@@ -13,12 +13,16 @@ from pco_writer.api import BodyLimit, install_error_handlers, read_json
 from pco_writer.api._auth import token_required
 from pco_writer.control._config import CameraConfig
 from pco_writer.control._controller import Controller
+from pco_writer.control._monitor import Monitor
+from pco_writer.control._page import add_page_routes
 from pco_writer.control._request import StartRequest
 
 __all__ = ["build_app"]
 
 
-def build_app(controller: Controller, camera: CameraConfig | None = None) -> FastAPI:
+def build_app(
+    controller: Controller, camera: CameraConfig | None = None, monitor: Monitor | None = None
+) -> FastAPI:
     """The control API, for one camera or (``camera=None``) for whatever the client sends.
 
     With ``controller.token`` set, the state-changing routes (start, stop, kill, the writers'
@@ -27,15 +31,19 @@ def build_app(controller: Controller, camera: CameraConfig | None = None) -> Fas
     Args:
         controller: spawns and tracks the writers.
         camera: the camera this API serves; its ports and data root bound the requests.
+        monitor: what the status page and the metrics read (one per controller; a new one
+            watching ``controller`` when None).
     """
     title = f"pco-writer control server ({camera.name})" if camera else "pco-writer control server"
     app = FastAPI(title=title, version=__version__)
     install_error_handlers(app)
     app.add_middleware(BodyLimit)
     ports = [camera.writer_port] if camera else None
+    monitor = monitor or Monitor(controller, [camera] if camera else None)
     _add_acquisition_routes(app, controller, camera)
-    _add_report_routes(app, controller, ports)
+    _add_report_routes(app, controller, ports, monitor)
     _add_service_routes(app, controller, ports)
+    add_page_routes(app, monitor, camera)
     return app
 
 
@@ -77,7 +85,9 @@ def _add_acquisition_routes(
         return {"success": True, "writers": controller.runs()}
 
 
-def _add_report_routes(app: FastAPI, controller: Controller, ports: list[int] | None) -> None:
+def _add_report_routes(
+    app: FastAPI, controller: Controller, ports: list[int] | None, monitor: Monitor
+) -> None:
     guarded = token_required(lambda: controller.token)
 
     @app.get("/finished")
@@ -105,6 +115,7 @@ def _add_report_routes(app: FastAPI, controller: Controller, ports: list[int] | 
     async def report_finished(request: Request, port: int | None = None) -> dict[str, Any]:
         """A writer reports its last-run statistics."""
         controller.record_finished(port, await read_json(request))
+        await run_in_threadpool(monitor.run_reported, port)  # its last frame, while it waits
         return {"success": True}
 
     @app.post("/error", dependencies=guarded)

@@ -79,6 +79,10 @@ class Controller:
         self.max_writers = max_writers
         self.control_url = ""
         """The URL writers report to; set once the server listens."""
+        self.writer_defaults: dict[str, Any] = {}
+        """Settings the server gives every writer (``buffer_bytes``...); a camera's win."""
+        self.on_new_run: list[Callable[[WriterRun], None]] = []
+        """Called with each run started or adopted (the status page and metrics watch them)."""
         self.uptime = Uptime()
         self.logs = LogBuffer()
         self._runs: dict[int, WriterRun] = {}
@@ -108,7 +112,8 @@ class Controller:
             )
         self._check_user(request)
         port, data_root = self._placement(request, camera)
-        run = self._spawn(writer_settings(request, data_root), port)
+        server_side = {**self.writer_defaults, **(camera.writer_settings() if camera else {})}
+        run = self._spawn(writer_settings(request, data_root, **server_side), port)
         self._await_ready(run)
         return {
             "success": True,
@@ -152,7 +157,8 @@ class Controller:
             argv = write_command(self.python, command)
             run = WriterRun(port, settings, argv, self._child_env(), self._child_user(settings))
             self._runs[port] = run
-            return run
+        self._announce(run)
+        return run
 
     def _check_user(self, request: StartRequest) -> None:
         """With user switching allowed, refuse a user id that cannot be switched to."""
@@ -244,7 +250,16 @@ class Controller:
                 if found.port not in self._runs or not self._runs[found.port].alive:
                     self._runs[found.port] = AdoptedRun(found)
                     adopted.append(found.port)
+        for port in adopted:
+            self._announce(self._runs[port])
         return adopted
+
+    def _announce(self, run: WriterRun) -> None:
+        for listener in list(self.on_new_run):
+            try:
+                listener(run)
+            except Exception:  # noqa: BLE001 - a watcher's failure must not fail the start
+                log.exception("on_new_run listener %r failed", listener)
 
     # --- status -----------------------------------------------------------------------------
 
@@ -308,6 +323,10 @@ class Controller:
         except (httpx.HTTPError, ValueError):
             return default
         return str(answer.get("status", default)) if isinstance(answer, dict) else default
+
+    def writer_url(self, port: int) -> str:
+        """``http://HOST:PORT`` of the writer API on ``port``."""
+        return self._writer_url(port)
 
     def _writer_url(self, port: int) -> str:
         host = "127.0.0.1" if self.writer_host in ("0.0.0.0", "") else self.writer_host

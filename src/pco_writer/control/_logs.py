@@ -1,14 +1,20 @@
-"""The control server's log: plain ``key=value`` lines on stdout, the recent ones kept."""
+"""The control server's log: plain ``key=value`` lines or JSON lines on stdout, the recent
+ones kept."""
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
 from collections import deque
 from datetime import datetime, timedelta
 
-__all__ = ["LogBuffer", "PlainFormatter", "Uptime", "quiet_http_logs", "setup_logging"]
+__all__ = [
+    "JsonFormatter", "LogBuffer", "PlainFormatter", "Uptime", "quiet_http_logs", "setup_logging",
+]  # fmt: skip
+
+_RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
 class PlainFormatter(logging.Formatter):
@@ -24,6 +30,29 @@ class PlainFormatter(logging.Formatter):
         if record.exc_info:
             line += f' exc="{self.formatException(record.exc_info).splitlines()[-1]}"'
         return line
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, for journald and Elastic: ``time``, ``level``, ``logger``,
+    ``msg``, the record's extra fields (e.g. ``writer_port``) and ``exc`` with a traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Format one record."""
+        when = datetime.fromtimestamp(record.created).astimezone()
+        entry = {
+            "time": when.isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "pid": record.process,
+            "thread": record.threadName,
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRIBUTES and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
 
 
 class LogBuffer(logging.Handler):
@@ -56,10 +85,11 @@ class Uptime:
         return f"up {up} since {self._since}"
 
 
-def setup_logging(buffer: LogBuffer, verbose: bool = False) -> None:
-    """Log to stdout in the plain form, and into ``buffer``."""
+def setup_logging(buffer: LogBuffer, verbose: bool = False, log_format: str = "plain") -> None:
+    """Log to stdout in the plain form (or as JSON lines: ``log_format="json"``), and into
+    ``buffer``."""
     stream = logging.StreamHandler(sys.stdout)
-    stream.setFormatter(PlainFormatter())
+    stream.setFormatter(JsonFormatter() if log_format == "json" else PlainFormatter())
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)

@@ -38,9 +38,12 @@ def parse_start_request(body: dict[str, Any]) -> StartRequest:
         raise ConfigError(f"bad start request: {describe_validation(exc)}") from None
 
 
-def writer_settings(request: StartRequest, data_root: Path) -> AcquisitionSettings:
+def writer_settings(
+    request: StartRequest, data_root: Path, **server_side: Any
+) -> AcquisitionSettings:
     """The settings a writer gets for a request: the request's own, with the output and the
-    layout resolved on this host and the data root that every output file must stay below.
+    layout resolved on this host and the data root that every output file must stay below,
+    and the settings the server gives its writers (``server_side``: buffer size, live stream).
 
     Raises:
         ConfigError: the output or the layout cannot be used (see :func:`resolve_output`,
@@ -53,7 +56,10 @@ def writer_settings(request: StartRequest, data_root: Path) -> AcquisitionSettin
     check_layout_parameters(layout, request.parameters)
     try:
         return request.to_settings(
-            output=str(output), layout=layout, data_root=str(data_root.expanduser().resolve())
+            output=str(output),
+            layout=layout,
+            data_root=str(data_root.expanduser().resolve()),
+            **server_side,
         )
     except ValidationError as exc:  # a resolved path can be longer than the template was
         raise ConfigError(f"bad start request: {describe_validation(exc)}") from None

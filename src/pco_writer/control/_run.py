@@ -145,7 +145,7 @@ class WriterRun:
             line = line.rstrip()
             if line:
                 self.tail.append(line)
-                log.info("writer[%d] %s", self.port, line)
+                log.info("writer[%d] %s", self.port, line, extra={"writer_port": self.port})
 
     def _reap(self) -> None:
         assert self.process.stdout is not None

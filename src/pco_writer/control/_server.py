@@ -9,8 +9,9 @@ from pathlib import Path
 from pco_writer.api import ServerThread
 from pco_writer.auth import TOKEN_ENV, TOKEN_HEADER
 from pco_writer.control._app import build_app
-from pco_writer.control._config import ServerConfig
+from pco_writer.control._config import Limits, ServerConfig
 from pco_writer.control._controller import DEFAULT_MAX_WRITERS, Controller
+from pco_writer.control._monitor import Monitor
 
 __all__ = ["ControlServer"]
 
@@ -24,8 +25,10 @@ class ControlServer:
 
     Args:
         host: the address to listen on (and the writers' REST APIs too).
-        port: the port without a configuration; 0 picks a free one.
-        config: the cameras; each is served on its own ``control_port``.
+        port: the port without cameras; 0 picks a free one.
+        config: the settings file: the cameras (each served on its own ``control_port``),
+            the limits and the live stream (host, port, data root, token and user switching
+            come as the other arguments: see :meth:`from_config`).
         data_root: outputs must lie below it when no camera configuration says otherwise.
         python: the interpreter for the writer processes.
         token: the shared secret of the state-changing routes; '' for none.
@@ -45,21 +48,35 @@ class ControlServer:
         max_writers: int = DEFAULT_MAX_WRITERS,
     ) -> None:
         root = (data_root or Path.cwd()).resolve()
+        limits = config.limits if config else Limits()
         self.controller = Controller(
             root, writer_host=host, python=python, token=token,
             allow_user_switch=allow_user_switch, max_writers=max_writers,
+            start_timeout=limits.start_timeout,
         )  # fmt: skip
+        self.controller.writer_defaults = config.writer_defaults() if config else {}
+        cameras = config.cameras if config and config.cameras else []
+        self.monitor = Monitor(self.controller, cameras, limits.runs_kept)
         self.servers: list[ServerThread] = []
         try:
-            if config is None:
-                self.servers.append(ServerThread(build_app(self.controller), host, port, "control"))
-            for camera in config.cameras if config else []:
-                app = build_app(self.controller, camera)
+            if not cameras:
+                app = build_app(self.controller, monitor=self.monitor)
+                self.servers.append(ServerThread(app, host, port, "control"))
+            for camera in cameras:
+                app = build_app(self.controller, camera, self.monitor)
                 self.servers.append(ServerThread(app, host, camera.control_port, camera.name))
         except OSError:
             self._close()
             raise
         self.controller.control_url = self.servers[0].url
+
+    @classmethod
+    def from_config(cls, config: ServerConfig, token: str = "") -> ControlServer:
+        """A server as a settings file says (the token read from its ``token_file``)."""
+        return cls(
+            config.host, config.port, config, config.data_root, token=token,
+            allow_user_switch=config.allow_user_switch, max_writers=config.max_writers,
+        )  # fmt: skip
 
     @property
     def url(self) -> str:
@@ -106,6 +123,7 @@ class ControlServer:
     def _close(self) -> None:
         for server in self.servers:
             server.stop()
+        self.monitor.close()
 
     def __enter__(self) -> ControlServer:
         return self.start()

@@ -46,14 +46,17 @@ def default_workers() -> int:
 def compressor_for(codec: Codec) -> Encode:
     """Compress a raw frame into its chunk; a frame that arrived compressed stays as it is.
 
-    The copy keeps the original's ``span``, so releasing it frees the original's ring room.
+    The copy keeps the original's ``span``, so releasing it frees the original's ring room,
+    and its receive time.
     """
 
     def encode(frame: ReceivedFrame) -> ReceivedFrame:
         if not frame.header.is_raw:
             return frame  # the receiver checked that it matches this codec
         chunk = codec.compress(frame.data, frame.header.dtype.itemsize)
-        return ReceivedFrame(frame.index, frame.header, chunk, len(chunk), frame.span)
+        return ReceivedFrame(
+            frame.index, frame.header, chunk, len(chunk), frame.span, frame.t_received
+        )
 
     return encode
 

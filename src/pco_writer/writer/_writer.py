@@ -27,11 +27,13 @@ from pco_writer.h5 import H5Sink, OutputFiles
 from pco_writer.h5._layout_file import H5Layout
 from pco_writer.h5._part import PartLayout
 from pco_writer.ledger import FrameLedger, by_id
+from pco_writer.preview import Preview
 from pco_writer.receiver import Receiver, ReceiverSettings, should_log
 from pco_writer.settings import AcquisitionSettings
 from pco_writer.statistics import statistics
 from pco_writer.writer._acquisition import Acquisition, WriterStatus, peak_rss_bytes
 from pco_writer.writer._compressing import CompressingSource, compressor_for, default_workers
+from pco_writer.writer._watch import WriteWatch
 
 __all__ = ["Writer", "WriterStatus"]
 
@@ -76,6 +78,7 @@ class Writer(Acquisition):
         )
         self.receiver = Receiver(receiving, self.buffer)
         self._held: list[ReceivedFrame] = []  # the first frames, until the start is decided
+        self.watch = WriteWatch(settings)  # write latency and frames for viewers (off the path)
         self._thread = threading.Thread(target=self._run, name="h5-writer")
 
     def start(self) -> None:
@@ -88,6 +91,7 @@ class Writer(Acquisition):
         self._check_can_start()
         self.sink.check()
         self.receiver.start()
+        self.watch.start()
         self._status = WriterStatus.RECEIVING
         self._thread.start()
         log.info(
@@ -129,10 +133,16 @@ class Writer(Acquisition):
         snap["buffer_peak_bytes"] = self.buffer.stats.peak_bytes
         snap["peak_rss_bytes"] = peak_rss_bytes()
         snap["layout"] = self.layout.name
+        snap["write_latency"] = self.watch.latency.as_dict()
         done = self._done.is_set()
         missing = self.missing_parameters if done else self.parameter_set.missing_required()
         snap["missing_parameters"] = list(missing)
         return snap
+
+    def preview(self) -> Preview | None:
+        """The PNG of a recently written frame (made now, on the caller's thread, once per
+        frame); None before any frame was written."""
+        return self.watch.preview()
 
     def _frame_source(self, settings: AcquisitionSettings) -> FrameBuffer | CompressingSource:
         """The buffer itself, or with compression a pool of threads that compresses from it."""
@@ -196,6 +206,7 @@ class Writer(Acquisition):
                 f.index, self._next_row = self._next_row, self._next_row + 1
         if placement.accepted:
             self.sink.write(placement.accepted)
+            self.watch.written(placement.accepted)
 
     def _drop_the_rest(self) -> None:
         """Frames still held or buffered when the run ends early: recorded, never written."""
@@ -218,6 +229,7 @@ class Writer(Acquisition):
 
     def _finish(self) -> None:
         self.receiver.join(5.0)
+        self.watch.close()
         self._drop_the_rest()  # also a frame the receiver committed after a kill
         if self.receiver.error and not self.error:
             self.error = self.receiver.error
