@@ -37,6 +37,26 @@ def camera(frames: int, fps: float = 100.0) -> Iterator[tuple[str, CameraSimulat
         assert not thread.is_alive(), "the camera thread did not stop"
 
 
+@contextmanager
+def camera_on_cue(frames: int, fps: float) -> Iterator[tuple[str, Callable[[], None]]]:
+    """A simulated camera that starts sending when told (``go()``), at ``fps``.
+
+    For a writer that must be up before the first frame (a frame sent before it connects
+    waits in the camera's queue, and then they all come at once).
+    """
+    sim = CameraSimulator("tcp://127.0.0.1:*", SHAPE, fps=fps, frames=frames, start_frame=1000)
+    address = sim.bind()
+    thread = threading.Thread(target=sim.run, name="camera", daemon=True)
+    try:
+        yield address, thread.start
+    finally:
+        sim.stop()
+        if thread.is_alive():
+            thread.join(5.0)
+        sim.close(linger_ms=0)
+        assert not thread.is_alive(), "the camera thread did not stop"
+
+
 def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
     """Poll ``condition`` until it is truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 
 from pco_writer.api import EndReporter, ServerThread, build_app, serve_writer
 from pco_writer.layouts import Parameter, ParameterSet
+from pco_writer.preview import Preview
 
 STATS_KEYS_INT = ("n_written_frames", "n_frames", "n_received_frames", "user_id",
                   "first_frame_id", "n_lost_frames")  # fmt: skip
@@ -32,6 +33,7 @@ class FakeWriter:
         self.ends_when_told = True
         self.end_reason = ""
         self.dropped = 0
+        self.shown: Preview | None = None
 
     def statistics(self) -> dict[str, Any]:
         return {
@@ -64,6 +66,9 @@ class FakeWriter:
 
     def add_done_callback(self, callback: Callable[[Any], None]) -> None:
         self.callbacks.append(callback)
+
+    def preview(self) -> Preview | None:
+        return self.shown
 
     def finish(self, status: str = "finished", error: str = "") -> None:
         self.status, self.error, self.done = status, error, True
@@ -107,6 +112,26 @@ def test_statistics_are_real_json_numbers_without_nulls(api: httpx.Client) -> No
     assert all(type(stats[key]) is int for key in STATS_KEYS_INT)
     assert isinstance(stats["writing_rate"], float)
     assert None not in stats.values()
+
+
+def test_preview_before_the_first_frame_is_404_and_says_so(api: httpx.Client) -> None:
+    answer = api.get("/preview")
+    assert answer.status_code == 404
+    assert answer.json()["detail"] == "this acquisition has written no frame yet"
+
+
+def test_preview_answers_the_png_and_names_its_frame_in_headers(
+    api: httpx.Client, writer: FakeWriter
+) -> None:
+    writer.shown = Preview(b"\x89PNG fake", frame_id=1042, index=42, shape=(2160, 2560))
+    answer = api.get("/preview")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "image/png"
+    assert answer.content == b"\x89PNG fake"
+    assert answer.headers["x-frame-id"] == "1042"
+    assert answer.headers["x-frame-index"] == "42"
+    assert answer.headers["x-frame-shape"] == "2160x2560"
+    assert answer.headers["cache-control"] == "no-store"
 
 
 def test_stop_answers_the_state_it_led_to_not_the_one_before(

@@ -43,6 +43,8 @@ UNUSUAL: dict[str, Any] = {
     "swmr": False,
     "n_writers": 3,
     "shard": {"index": 1, "count": 3},
+    "live_stream": "tcp://0.0.0.0:8090",
+    "live_stream_every": 25,
 }
 
 

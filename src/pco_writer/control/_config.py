@@ -133,16 +133,12 @@ class ServerConfig(BaseModel):
         if not isinstance(data, dict) or not isinstance(data.get("cameras"), list):
             return data
         root = data.get("data_root")
-        cameras = []
-        for c in data["cameras"]:
-            if isinstance(c, dict) and "data_root" not in c:
-                if root is None:
-                    raise ValueError(
-                        f"camera {c.get('name')!r} has no data_root; give data_root in the file "
-                        "(for every camera, or per camera) or --data-root"
-                    )
-                c = {**c, "data_root": root}
-            cameras.append(c)
+        if root is None:
+            return data  # a camera without one is then named as missing it
+        cameras = [
+            {**c, "data_root": root} if isinstance(c, dict) and "data_root" not in c else c
+            for c in data["cameras"]
+        ]
         return {**data, "cameras": cameras}
 
     @model_validator(mode="after")
@@ -206,7 +202,12 @@ def server_config(
     try:
         return ServerConfig.model_validate(values)
     except ValidationError as exc:
-        raise ConfigError(f"{where}: {describe_validation(exc)}") from None
+        message = describe_validation(exc)
+        if ".data_root: Field required" in message:
+            message += (
+                "; give data_root for every camera (in the file or --data-root) or per camera"
+            )
+        raise ConfigError(f"{where}: {message}") from None
 
 
 def _one_camera(cameras: Any, wanted: str, path: Path) -> list[Any]:

@@ -2,10 +2,11 @@
 
 The writer thread calls :meth:`FrameTap.offer` with each batch it wrote. That costs a clock
 comparison, except that every :data:`PREVIEW_INTERVAL_S` one frame is copied for the preview
-(and the acquisition's last frame when it comes), and with a live stream every N-th frame is copied for it (skipped while the stream is
-behind). Everything else happens on other threads: the PNG is made when someone asks for it
-(the REST API's thread, once per copied frame), and the live stream decompresses and sends
-on its own thread. See docs/decisions/0090-preview-and-live-stream-off-the-write-path.md.
+(and the acquisition's last frame when it comes), and with a live stream every N-th frame is
+copied for it (skipped while the stream is behind). Everything else happens on other
+threads: the PNG is made when someone asks for it (the REST API's thread, once per copied
+frame), and the live stream decompresses and sends on its own thread. See
+docs/decisions/0090-live-view-off-the-write-path.md.
 """
 
 from __future__ import annotations
