@@ -86,7 +86,11 @@ def _run_server(args: argparse.Namespace) -> int:
     except (ConfigError, OSError) as exc:
         log.error("cannot start the control server: %s", exc)
         return EXIT_USAGE
-    print(f"control server at {' '.join(s.url for s in server.servers)}", flush=True)
+    urls = " ".join(s.url for s in server.servers)
+    if config.log_format == "json":  # stdout is JSON lines only (journald, Elastic)
+        log.info("control server at %s (status page at /, metrics at /metrics)", urls)
+    else:
+        print(f"control server at {urls}", flush=True)
     done = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: done.set())

@@ -105,8 +105,9 @@ class ServerConfig(BaseModel):
 
     host: str = Field(default="127.0.0.1", min_length=1)
     """The address to listen on (0.0.0.0: every interface; then set a token)."""
-    port: Port = 9901
-    """The port without ``cameras`` (any camera a client names); cameras have their own."""
+    port: Annotated[int, Field(ge=0, le=65535)] = 9901
+    """The port without ``cameras`` (any camera a client names; 0 picks a free one);
+    cameras have their own."""
     data_root: Path | None = None
     """Outputs must lie below it (default: the server's working directory)."""
     token_file: Path | None = None
