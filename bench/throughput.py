@@ -19,6 +19,11 @@ flatters neither side.
     python bench/throughput.py --compression bitshuffle-lz4 --frames 400
     python bench/throughput.py --frames 200 --no-swmr   # the HDF5 1.8 format, no SWMR
     python bench/throughput.py --shape 64 250 --writers 2   # two writer processes (ADR 0042)
+    python bench/throughput.py --page-open 3        # the same, status page open vs closed
+
+With ``--page-open N`` it measures something else: N pairs of runs through a control server
+and a writer process, one of each pair with the status page open (``/overview``,
+``/preview``, ``/metrics`` polled), and prints ``page_ratio=open/closed`` (bench/_page_load.py).
 """
 
 from __future__ import annotations
@@ -48,6 +53,11 @@ GB = 1e9
 
 def main() -> None:
     args = _parse()
+    if args.page_open:
+        from _page_load import page_comparison
+
+        page_comparison(args, _start_sender, _free_port)
+        return
     tune_for_streaming()  # as `pco-writer write` does
     frame_bytes = int(np.prod(args.shape)) * np.dtype(args.dtype).itemsize
     n = args.frames or _default_frames(frame_bytes)
@@ -98,6 +108,13 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--no-swmr", dest="swmr", action="store_false", help="write the HDF5 1.8 format")
     p.add_argument("--writers", type=int, default=1,
                    help="writer processes sharing the acquisition (ADR 0042)")  # fmt: skip
+    p.add_argument(
+        "--page-open",
+        type=int,
+        default=0,
+        metavar="PAIRS",
+        help="compare runs with the status page open and closed, PAIRS of each",
+    )
     return p.parse_args()
 
 

@@ -1,0 +1,122 @@
+"""``throughput.py --page-open N``: the writer's throughput with the status page open, or not.
+
+Each run goes the way of production: a control server (in this process), a writer process it
+spawns, and the simulated camera in a third process. "open" runs poll what an open status
+page polls (``/overview`` every second, ``/preview`` every half second) and ``/metrics``
+every second (Prometheus scrapes every 15 s: this is harsher); "closed" runs poll nothing.
+Both poll ``/status`` every half second, as a client waiting for the end does. The runs
+alternate in pairs (closed-open, then open-closed, ...), so that a drift of the machine
+falls on both sides. The throughput of a run is the writer's own ``writing_rate`` (frames from
+the first frame received to the file closed) times the frame size. The last line is::
+
+    page_ratio=R open_GBps=X closed_GBps=Y pair_ratios=a,b,c lost=N
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from pco_writer.control import ControlServer, server_config
+
+GB = 1e9
+_PAGE = (("/overview", 1.0), ("/preview", 0.5), ("/metrics", 1.0))
+
+
+def page_comparison(args: argparse.Namespace, start_sender: Any, free_port: Any) -> None:
+    """Alternate runs with the page open and closed; print each run and the ratio."""
+    frame_bytes = int(np.prod(args.shape)) * np.dtype(args.dtype).itemsize
+    n = args.frames or int(min(8 * GB // frame_bytes, 150_000))
+    workdir = Path(tempfile.mkdtemp(prefix="pco-bench-page-", dir=args.dir))
+    config = server_config({"port": 0, "data_root": str(workdir),
+                            "limits": {"buffer_bytes": args.buffer_bytes}})  # fmt: skip
+    results: dict[str, list[float]] = {"open": [], "closed": []}
+    lost = 0
+    try:
+        with ControlServer.from_config(config) as server:
+            _print(f"frames: {n} x {args.shape} {args.dtype}; warm-up run, untimed ...")
+            _run(server, args, n, workdir, False, start_sender, free_port)
+            for pair in range(args.page_open):
+                order = (False, True) if pair % 2 == 0 else (True, False)
+                for page_open in order:
+                    gbps, missing = _run(server, args, n, workdir, page_open, start_sender,
+                                         free_port)  # fmt: skip
+                    results["open" if page_open else "closed"].append(gbps)
+                    lost += missing
+                    _print(f"pair {pair + 1} page {'open  ' if page_open else 'closed'}: "
+                           f"{gbps:.3f} GB/s, {missing} lost")  # fmt: skip
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    pairs = [o / c for o, c in zip(results["open"], results["closed"], strict=True)]
+    opened, closed = statistics.mean(results["open"]), statistics.mean(results["closed"])
+    print(f"page_ratio={opened / closed:.3f} open_GBps={opened:.3f} closed_GBps={closed:.3f} "
+          f"pair_ratios={','.join(f'{r:.3f}' for r in pairs)} lost={lost}", flush=True)  # fmt: skip
+
+
+def _run(
+    server: ControlServer, args: argparse.Namespace, n: int, workdir: Path, page_open: bool,
+    start_sender: Any, free_port: Any,
+) -> tuple[float, int]:  # fmt: skip
+    sender, address = start_sender(args, n)
+    port = free_port()
+    output = workdir / "bench.h5"
+    stop = threading.Event()
+    pollers: list[threading.Thread] = []
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            body = {"connection_address": address, "output_file": str(output), "n_frames": n,
+                    "dataset_name": "data", "writer_rest_port": port,
+                    "compression": args.compression}  # fmt: skip
+            answer = http.post("/start_pco_writer", json=body).json()
+            if not answer.get("success"):
+                raise SystemExit(f"the start was refused: {answer}")
+            if page_open:
+                pollers = [threading.Thread(target=_poll, args=(server.url, route, period, stop))
+                           for route, period in _PAGE]  # fmt: skip
+                for poller in pollers:
+                    poller.start()
+            stats = _wait_finished(http, port)
+    finally:
+        stop.set()
+        for poller in pollers:
+            poller.join(5)
+        sender.wait(30)
+        output.unlink(missing_ok=True)
+    frame_bytes = int(np.prod(args.shape)) * np.dtype(args.dtype).itemsize
+    return stats["writing_rate"] * frame_bytes / GB, n - stats["n_written_frames"]
+
+
+def _wait_finished(http: httpx.Client, port: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        stats = http.get(f"/status/{port}").json()
+        if stats.get("status") in ("finished", "error"):
+            return dict(stats)
+        time.sleep(0.5)
+    raise SystemExit("the writer did not finish within 600 s")
+
+
+def _poll(url: str, route: str, period: float, stop: threading.Event) -> None:
+    """What a browser with the page open asks for (the answer read whole, then dropped)."""
+    with httpx.Client(base_url=url, timeout=10) as http:
+        while not stop.is_set():
+            t0 = time.monotonic()
+            try:
+                http.get(route).read()
+            except httpx.HTTPError as exc:
+                _print(f"{route}: {exc}")
+            stop.wait(max(0.0, period - (time.monotonic() - t0)))
+
+
+def _print(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
