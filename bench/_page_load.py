@@ -9,7 +9,10 @@ alternate in pairs (closed-open, then open-closed, ...), so that a drift of the 
 falls on both sides. The throughput of a run is the writer's own ``writing_rate`` (frames from
 the first frame received to the file closed) times the frame size. The last line is::
 
-    page_ratio=R open_GBps=X closed_GBps=Y pair_ratios=a,b,c lost=N
+    page_ratio=R median_pair_ratio=M open_GBps=X closed_GBps=Y pair_ratios=a,b,c lost=N
+
+R is the mean of the open runs over the mean of the closed ones; M the median of the pairs'
+ratios, which one disturbed run moves less.
 """
 
 from __future__ import annotations
@@ -59,7 +62,8 @@ def page_comparison(args: argparse.Namespace, start_sender: Any, free_port: Any)
         shutil.rmtree(workdir, ignore_errors=True)
     pairs = [o / c for o, c in zip(results["open"], results["closed"], strict=True)]
     opened, closed = statistics.mean(results["open"]), statistics.mean(results["closed"])
-    print(f"page_ratio={opened / closed:.3f} open_GBps={opened:.3f} closed_GBps={closed:.3f} "
+    print(f"page_ratio={opened / closed:.3f} median_pair_ratio={statistics.median(pairs):.3f} "
+          f"open_GBps={opened:.3f} closed_GBps={closed:.3f} "
           f"pair_ratios={','.join(f'{r:.3f}' for r in pairs)} lost={lost}", flush=True)  # fmt: skip
 
 

@@ -22,9 +22,11 @@ __all__ = ["MAX_SIDE", "Preview", "downsample", "encode_png", "preview_png", "st
 MAX_SIDE = 512
 """The longest side of a preview, in pixels."""
 _LOW, _HIGH = 0.5, 99.5  # percentiles mapped to black and white: a few hot pixels do not count
-_SAMPLES = 65536  # pixels the percentiles are taken from, at most
+_SAMPLES = 16384  # pixels the percentiles are taken from, at most
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_ZLIB_LEVEL = 3  # noisy images compress little; a low level costs a third of level 6
+# Camera frames are noisy: run-length and Huffman coding alone make a PNG as small as
+# level 6 does (185 against 183 kB for a pco.edge preview), in 1.7 ms instead of 6 ms.
+_ZLIB_LEVEL, _ZLIB_STRATEGY = 1, zlib.Z_RLE
 
 
 @dataclass(frozen=True)
@@ -63,17 +65,19 @@ def stretch(image: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
     Not-a-number and infinite values show black; a flat image shows mid grey.
     """
     values = np.asarray(image, dtype=np.float32)
-    finite = np.isfinite(values)
-    if not finite.all():
-        values = np.where(finite, values, np.nan)
+    floats = np.asarray(image).dtype.kind == "f"
+    if floats and not np.isfinite(values).all():
+        values = np.where(np.isfinite(values), values, np.nan)
     sample = values.ravel()[:: max(1, values.size // _SAMPLES)]
-    if not np.isfinite(sample).any():
+    if floats and not np.isfinite(sample).any():
         return np.zeros(values.shape, np.uint8)
-    low, high = (float(v) for v in np.nanpercentile(sample, (_LOW, _HIGH)))
+    percentile = np.nanpercentile if floats else np.percentile
+    low, high = (float(v) for v in percentile(sample, (_LOW, _HIGH)))
     if high <= low:
         return np.where(np.isfinite(values), 128, 0).astype(np.uint8)
     scaled: npt.NDArray[np.float32] = (values - low) * np.float32(255.0 / (high - low))
-    return np.nan_to_num(np.clip(scaled, 0, 255), nan=0.0).astype(np.uint8)
+    np.clip(scaled, 0, 255, out=scaled)
+    return (np.nan_to_num(scaled, nan=0.0) if floats else scaled).astype(np.uint8)
 
 
 def encode_png(grey: npt.NDArray[np.uint8]) -> bytes:
@@ -82,7 +86,8 @@ def encode_png(grey: npt.NDArray[np.uint8]) -> bytes:
     rows = np.zeros((height, width + 1), np.uint8)  # each row starts with its filter type, 0
     rows[:, 1:] = grey
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8 bits, grey, no interlace
-    body = zlib.compress(rows.tobytes(), _ZLIB_LEVEL)
+    deflate = zlib.compressobj(_ZLIB_LEVEL, zlib.DEFLATED, 15, 9, _ZLIB_STRATEGY)
+    body = deflate.compress(rows.tobytes()) + deflate.flush()
     return _PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", body) + _chunk(b"IEND", b"")
 
 

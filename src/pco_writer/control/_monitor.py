@@ -2,10 +2,10 @@
 
 The monitor keeps each writer run the controller starts (it is told through
 ``Controller.on_new_run``), reads a running writer's ``/statistics`` and ``/preview`` when
-someone looks (at most every :data:`SAMPLE_S`, whoever asks), and takes a finished run's
-statistics from the run itself. The writers own every count; the monitor only adds up the
-runs that have ended (:class:`~pco_writer.control._totals.Totals`), so that counters outlive
-the writer processes. Nothing is fetched while nobody looks.
+someone looks (at most every :data:`SAMPLE_S` and :data:`PREVIEW_S`, whoever asks), and
+takes a finished run's statistics from the run itself. The writers own every count; the
+monitor only adds up the runs that have ended (:class:`~pco_writer.control._totals.Totals`),
+so that counters outlive the writer processes. Nothing is fetched while nobody looks.
 """
 
 from __future__ import annotations
@@ -26,12 +26,14 @@ from pco_writer.control._run import WriterRun
 from pco_writer.control._totals import Totals
 from pco_writer.preview import Preview
 
-__all__ = ["SAMPLE_S", "Monitor", "RunView"]
+__all__ = ["PREVIEW_S", "SAMPLE_S", "Monitor", "RunView"]
 
 log = logging.getLogger(__name__)
 
-SAMPLE_S = 0.5
-"""A writer's statistics and preview are fetched at most this often."""
+SAMPLE_S = 0.9
+"""A running writer's statistics are fetched at most this often (the page asks every 1 s)."""
+PREVIEW_S = 0.5
+"""A running writer's preview is fetched at most this often."""
 _RATE_SPAN_S = 1.0  # rates are taken over at least this long
 _TIMEOUT = httpx.Timeout(1.0, connect=0.5)
 
@@ -189,7 +191,7 @@ class Monitor:
 
     def _fetch_preview(self, view: RunView, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - view.previewed_at < SAMPLE_S:
+        if not force and now - view.previewed_at < PREVIEW_S:
             return
         view.previewed_at = now
         url = f"{self.controller.writer_url(view.run.port)}/preview"
