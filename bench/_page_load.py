@@ -10,12 +10,14 @@ falls on both sides. The throughput of a run is the writer's own ``writing_rate`
 the first frame received to the file closed) times the frame size. The last line is::
 
     page_ratio=R median_pair_ratio=M open_GBps=X closed_GBps=Y cpu_ratio=C cpu_open_s=...
-    cpu_closed_s=... pair_ratios=... lost=N
+    cpu_closed_s=... server_cpu_open_s=... server_cpu_closed_s=... pair_ratios=... lost=N
 
 R is the mean of the open runs over the mean of the closed ones; M the median of the pairs'
 ratios, which one disturbed run moves less; C the CPU seconds the writer and camera
 processes used for a run, open over closed: on a machine shared with others, where the
-throughput of a run moves by tens of per cent, the CPU a run costs moves much less.
+throughput of a run moves by tens of per cent, the CPU a run costs moves much less. The
+server's CPU (this process: the control server, and the polling that stands in for a browser,
+which in production runs on another machine) is shown beside it.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class _Result:
     lost: int
     cpu_s: float
     """CPU seconds of the run's child processes (the writer and the camera)."""
+    server_cpu_s: float
+    """CPU seconds of this process: the control server, and the page's polling if open."""
 
 
 def page_comparison(args: argparse.Namespace, start_sender: Any, free_port: Any) -> None:
@@ -67,7 +71,7 @@ def page_comparison(args: argparse.Namespace, start_sender: Any, free_port: Any)
                     results[page_open].append(r)
                     _print(f"pair {pair + 1} page {'open  ' if page_open else 'closed'}: "
                            f"{r.gbps:.3f} GB/s, writer+camera {r.cpu_s:.2f} CPU s, "
-                           f"{r.lost} lost")  # fmt: skip
+                           f"server+page {r.server_cpu_s:.2f} CPU s, {r.lost} lost")  # fmt: skip
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     _summary(results)
@@ -78,12 +82,14 @@ def _summary(results: dict[bool, list[_Result]]) -> None:
     pairs = [o.gbps / c.gbps for o, c in zip(opened, closed, strict=True)]
     gbps = {k: statistics.mean(r.gbps for r in v) for k, v in results.items()}
     cpu = {k: statistics.mean(r.cpu_s for r in v) for k, v in results.items()}
+    server = {k: statistics.mean(r.server_cpu_s for r in v) for k, v in results.items()}
     lost = sum(r.lost for v in results.values() for r in v)
     print(f"page_ratio={gbps[True] / gbps[False]:.3f} "
           f"median_pair_ratio={statistics.median(pairs):.3f} "
           f"open_GBps={gbps[True]:.3f} closed_GBps={gbps[False]:.3f} "
           f"cpu_ratio={cpu[True] / cpu[False]:.3f} cpu_open_s={cpu[True]:.2f} "
-          f"cpu_closed_s={cpu[False]:.2f} "
+          f"cpu_closed_s={cpu[False]:.2f} server_cpu_open_s={server[True]:.2f} "
+          f"server_cpu_closed_s={server[False]:.2f} "
           f"pair_ratios={','.join(f'{r:.3f}' for r in pairs)} lost={lost}", flush=True)  # fmt: skip
 
 
@@ -91,7 +97,7 @@ def _run(
     server: ControlServer, args: argparse.Namespace, n: int, workdir: Path, page_open: bool,
     start_sender: Any, free_port: Any,
 ) -> _Result:  # fmt: skip
-    cpu_before = _children_cpu()
+    cpu_before, server_before = _children_cpu(), _own_cpu()
     sender, address = start_sender(args, n)
     port = free_port()
     output = workdir / "bench.h5"
@@ -120,12 +126,18 @@ def _run(
         output.unlink(missing_ok=True)
     frame_bytes = int(np.prod(args.shape)) * np.dtype(args.dtype).itemsize
     gbps = stats["writing_rate"] * frame_bytes / GB
-    return _Result(gbps, n - stats["n_written_frames"], _children_cpu() - cpu_before)
+    lost = n - stats["n_written_frames"]
+    return _Result(gbps, lost, _children_cpu() - cpu_before, _own_cpu() - server_before)
 
 
 def _children_cpu() -> float:
     """User and system seconds of this process's ended, reaped children."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
 
