@@ -13,8 +13,8 @@ from pco_writer import __version__
 from pco_writer.api._auth import token_required
 from pco_writer.api._errors import install_error_handlers, read_json
 from pco_writer.api._serving import BodyLimit
-from pco_writer.exit_record import describe_end
 from pco_writer.errors import NotFoundError
+from pco_writer.exit_record import describe_end
 from pco_writer.preview import Preview
 
 __all__ = ["END_WAIT_S", "WriterLike", "build_app"]
