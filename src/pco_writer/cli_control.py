@@ -42,29 +42,31 @@ def add_server(commands: Any) -> None:
     p.add_argument(
         "--host",
         default=None,
-        help="the address to listen on (default: the file's, else 127.0.0.1)",
+        help="the address to listen on; when not given, the settings file's host "
+        "(default: 127.0.0.1)",
     )
     p.add_argument(
         "--port", type=int, default=None,
-        help="the port, when there are no cameras; 0 picks a free one (default: the file's, "
-        "else 9901)",
+        help="the port, when there are no cameras; 0 picks a free one; when not given, "
+        "the settings file's port (default: 9901)",
     )  # fmt: skip
     p.add_argument(
         "--data-root", type=Path, default=None,
-        help="output files must lie below it (default: the file's, else the current folder)",
+        help="output files must lie below it; when not given, the settings file's data_root "
+        "(default: the current folder)",
     )  # fmt: skip
     p.add_argument("--token-file", type=Path, default=None,
                    help="a file holding the shared secret that start, stop, kill and "
-                   "parameters need (default: the file's, else $PCO_WRITER_TOKEN; unset: "
-                   "no token)")  # fmt: skip
+                   "parameters need; when not given, the settings file's token_file "
+                   "(default: $PCO_WRITER_TOKEN; unset: no token)")  # fmt: skip
     p.add_argument(
         "--allow-user-switch", action="store_true", default=None,
         help="run writers as the request's user_id (root only)",
     )  # fmt: skip
     p.add_argument(
         "--log-format", choices=("plain", "json"), default=None,
-        help="plain key=value lines, or one JSON object per line for journald and Elastic "
-        "(default: the file's, else plain)",
+        help="plain key=value lines, or one JSON object per line for journald and Elastic; "
+        "when not given, the settings file's log_format (default: plain)",
     )  # fmt: skip
     p.add_argument("--max-writers", type=int, default=None, metavar="N",
                    help="the most writer processes one acquisition may ask for (n_writers) "
