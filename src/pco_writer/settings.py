@@ -200,7 +200,7 @@ class AcquisitionSettings(RequestSettings):
     """Publish written frames (Array-1.0, raw pixels) on a ZeroMQ PUB socket bound here for
     live viewers, e.g. tcp://0.0.0.0:8090; '' for none."""
     live_stream_every: Annotated[int, Field(ge=1, le=INT64_MAX)] = 10
-    """With live_stream: publish the frames whose index is a multiple of this (1: all)."""
+    """With live_stream: publish every N-th frame written (1: all)."""
 
 
 class StartRequest(RequestSettings):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -110,6 +111,17 @@ class LatencyHistogram:
         """Count one observation (an upper bound is inclusive, as Prometheus' ``le``)."""
         self.counts[bisect_left(self.bounds, seconds)] += 1
         self.total += seconds
+
+    @classmethod
+    def sum_of(cls, snapshots: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+        """Several writers' :meth:`as_dict` snapshots added up (those of other bounds left out)."""
+        total = cls()
+        for snap in snapshots:
+            if tuple(snap.get("bounds_s", ())) == total.bounds:
+                total.counts = [a + int(b) for a, b in zip(total.counts, snap["counts"],
+                                                           strict=True)]  # fmt: skip
+                total.total += float(snap.get("sum_s", 0.0))
+        return total.as_dict()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: ``bounds_s``, ``counts`` (per bucket, not cumulative), ``sum_s``."""

@@ -106,3 +106,43 @@ def test_the_preview_shows_the_last_frame_of_a_finished_run_and_latency_is_measu
     latency = stats["write_latency"]
     assert sum(latency["counts"]) >= 1 and latency["sum_s"] > 0
     assert writer.watch.tap.n_copies <= 3, "a copy now and then, not one per frame"
+
+
+def test_with_several_writers_the_preview_and_the_stream_come_from_the_writers(
+    tmp_path: Path, viewer: tuple[str, zmq.Socket[Any]]
+) -> None:
+    from pco_writer.settings import AcquisitionSettings
+    from pco_writer.writer import MultiWriter
+
+    address, sub = viewer
+    with camera() as cam:
+        writer = MultiWriter(AcquisitionSettings(
+            connect=cam.address, output=str(tmp_path / "m.h5"), n_frames=60, n_writers=2,
+            buffer_bytes=1 << 24, live_stream=address, live_stream_every=4,
+        ))  # fmt: skip
+        writer.start()
+        try:
+            connected(sub, address)
+            messages = []
+            for i in range(60):
+                cam.send(frame(1000 + i))
+                time.sleep(0.01)  # the two writers get the frames in turn
+                while sub.poll(0):
+                    messages.append(sub.recv_multipart())
+            during = writer.preview()
+            stats = finish(writer, timeout=60)
+            preview = writer.preview()  # the last one asked for, kept once the writers ended
+        finally:
+            if not writer.done:
+                writer.kill()
+            assert writer.wait(30)
+    assert stats["n_written_frames"] == 60
+    assert during is not None and preview is not None and 1000 <= preview.frame_id < 1060
+    assert preview.frame_id == during.frame_id
+    assert preview.index == preview.frame_id - 1000, "the acquisition's index, not a writer's"
+    assert sum(stats["write_latency"]["counts"]) >= 2, "both writers' batches"
+    assert len(messages) >= 3, "the first writer publishes about every 4th frame"
+    for header_part, payload in messages:
+        header = parse_header(header_part)
+        assert np.array_equal(np.frombuffer(payload, header.dtype).reshape(SHAPE),
+                              image(header.frame))  # fmt: skip

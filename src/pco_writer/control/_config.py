@@ -57,7 +57,7 @@ class CameraConfig(BaseModel):
     """Publish every ``live_stream_every``-th written frame on a ZeroMQ PUB socket bound here
     (Array-1.0), e.g. ``tcp://0.0.0.0:8090``; '' for none."""
     live_stream_every: Annotated[int, Field(ge=1)] = 10
-    """With ``live_stream``: publish the frames whose index is a multiple of this."""
+    """With ``live_stream``: publish every N-th frame written."""
 
     @model_validator(mode="before")
     @classmethod
@@ -123,7 +123,7 @@ class ServerConfig(BaseModel):
     live_stream: OptionalAddress = ""
     """Without ``cameras``: the writers' live stream address ('' for none)."""
     live_stream_every: Annotated[int, Field(ge=1)] = 10
-    """Without ``cameras``: publish the frames whose index is a multiple of this."""
+    """Without ``cameras``: publish every N-th frame written."""
     cameras: Annotated[list[CameraConfig], Field(min_length=1)] | None = None
     """The cameras, each on its own control port; names and ports must be unique. Leave it
     out to serve any camera on ``port``."""

@@ -45,7 +45,7 @@ class LiveStream:
     Args:
         address: where to bind, ``tcp://HOST:PORT`` (``tcp://0.0.0.0:8090`` for every
             interface).
-        every: publish the frames whose index is a multiple of this.
+        every: publish every N-th frame written (the first, the N+1-th...).
     """
 
     def __init__(self, address: str, every: int) -> None:

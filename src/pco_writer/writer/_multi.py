@@ -38,7 +38,9 @@ from pco_writer.h5._part import PartLayout, part_path
 from pco_writer.h5._superblock import clear_open_flags
 from pco_writer.h5._virtual import VirtualFrames
 from pco_writer.ledger import FrameLedger
+from pco_writer.preview import Preview
 from pco_writer.settings import AcquisitionSettings, Shard
+from pco_writer.statistics import LatencyHistogram
 from pco_writer.writer._acquisition import Acquisition, WriterStatus, peak_rss_bytes
 
 __all__ = ["MultiWriter"]
@@ -124,6 +126,20 @@ class _Shard:
                 self.statistics = dict(record.statistics)
 
 
+def _preview_of(http: httpx.Client, url: str) -> Preview | None:
+    """A writer's ``GET /preview``, None when it has none or does not answer."""
+    try:
+        answer = http.get(f"{url}/preview")
+    except (httpx.HTTPError, RuntimeError):  # RuntimeError: the client closed at the end
+        return None
+    if answer.status_code != 200:
+        return None
+    h = answer.headers
+    shape = tuple(int(n) for n in h.get("x-frame-shape", "").split("x") if n)
+    return Preview(answer.content, int(h.get("x-frame-id", -1)), int(h.get("x-frame-index", -1)),
+                   shape)  # fmt: skip
+
+
 def _message(line: str) -> str:
     """A writer's log line without its time stamp (ours is in front of it)."""
     parts = line.rstrip().split(" ", 2)
@@ -173,6 +189,7 @@ class MultiWriter(Acquisition):
         )  # fmt: skip
         self.builder = MasterBuilder(self.sink, self.frames, self.ledger)
         self.shards: list[_Shard] = []
+        self._preview: Preview | None = None
         self._token = token_from_env()
         headers = {TOKEN_HEADER: self._token} if self._token else {}
         self._http = httpx.Client(timeout=_HTTP, headers=headers)
@@ -270,9 +287,22 @@ class MultiWriter(Acquisition):
             "missing_parameters": list(
                 self.missing_parameters if self.done else self.parameter_set.missing_required()
             ),
+            "write_latency": LatencyHistogram.sum_of(s.get("write_latency", {}) for s in per),
             "n_writers": len(self.shards),
             "writers": [self._shard_summary(s) for s in self.shards],
         }
+
+    def preview(self) -> Preview | None:
+        """The newest of the writers' previews (asked now; the last one kept once they end)."""
+        for shard in self.shards:
+            got = _preview_of(self._http, shard.url) if shard.alive else None
+            if got is not None and (self._preview is None or got.frame_id > self._preview.frame_id):
+                self._preview = got
+        if self._preview is None:
+            return None
+        shown, first = self._preview, self.ledger.first_frame_id  # a writer's index is its own
+        index = shown.frame_id - first if first >= 0 else -1
+        return Preview(shown.png, shown.frame_id, index, shown.shape)
 
     # -- the writers -------------------------------------------------------------------------
 
@@ -282,6 +312,12 @@ class MultiWriter(Acquisition):
             output=str(self.parts[k]), n_frames=0, max_frames_per_file=0, n_writers=1,
             shard=Shard(index=k, count=self.settings.n_writers).model_dump(),
         )  # fmt: skip
+        if self.settings.live_stream:  # one PUB socket: the first writer's, ~every N-th frame
+            n = self.settings.n_writers
+            values.update(
+                live_stream=self.settings.live_stream if k == 0 else "",
+                live_stream_every=max(1, round(self.settings.live_stream_every / n)),
+            )
         return _Shard(k, AcquisitionSettings.model_validate(values), _free_port(), self._python)
 
     def _await_shards(self) -> None:

@@ -2,8 +2,8 @@
 
 The writer thread calls :meth:`FrameTap.offer` with each batch it wrote. That costs a clock
 comparison, except that every :data:`PREVIEW_INTERVAL_S` one frame is copied for the preview
-(and the acquisition's last frame when it comes), and with a live stream every N-th frame is
-copied for it (skipped while the stream is behind). Everything else happens on other
+(and the acquisition's last frame when it comes), and with a live stream every N-th written
+frame is copied for it (skipped while the stream is behind). Everything else happens on other
 threads: the PNG is made when someone asks for it (the REST API's thread, once per copied
 frame), and the live stream decompresses and sends on its own thread. See
 docs/decisions/0090-live-view-off-the-write-path.md.
@@ -93,6 +93,7 @@ class FrameTap:
         self.n_copies = 0
         """Frames copied on the writer thread so far (for tests and the benchmark)."""
         self._due = 0.0
+        self._seen = 0  # frames offered: the stream takes every N-th of them
         self._latest: TakenFrame | None = None
         self._preview: Preview | None = None
         self._lock = threading.Lock()
@@ -104,10 +105,12 @@ class FrameTap:
             self._latest = self._copy(frames[-1])
         stream = self.stream
         if stream is not None:
-            every = stream.every
+            every, seen = stream.every, self._seen
             for frame in frames:
-                if frame.index % every == 0 and stream.has_room():
+                if seen % every == 0 and stream.has_room():
                     stream.put(self._copy(frame))
+                seen += 1
+            self._seen = seen
 
     def preview(self) -> Preview | None:
         """The PNG of the latest copied frame (made on the caller's thread, once per frame)."""
