@@ -87,6 +87,7 @@ class Controller:
         self.logs = LogBuffer()
         self._runs: dict[int, WriterRun] = {}
         self._lock = threading.Lock()
+        self._closing = False  # shutting down: no more writers
         headers = {TOKEN_HEADER: token} if token else {}
         self._http = httpx.Client(timeout=_WRITER_TIMEOUT, headers=headers)
         control_log = logging.getLogger("pco_writer.control")
@@ -144,6 +145,8 @@ class Controller:
         camera = camera_endpoints(settings.connect)
         self._let_finished_runs_exit(camera, port)
         with self._lock:
+            if self._closing:
+                raise StateError("cannot start: the control server is shutting down")
             for run in self._runs.values():
                 if run.alive and (run.port == port or self._same_camera(run, camera)):
                     raise StateError(
@@ -383,9 +386,15 @@ class Controller:
         return dict(answer) if isinstance(answer, dict) else {"success": True}
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop every writer (they write what they have), then release the HTTP client."""
+        """Stop every writer (they write what they have), then release the HTTP client.
+
+        From now on no writer is started: one being started meanwhile is stopped too.
+        """
+        with self._lock:  # a start holds the lock while it spawns: wait for it, then no more
+            self._closing = True
+            runs = list(self._runs.values())
         try:
-            for run in list(self._runs.values()):
+            for run in runs:
                 if run.alive:
                     log.info("stopping writer pid=%d port=%d", run.pid, run.port)
                     run.terminate(timeout)
