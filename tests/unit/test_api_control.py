@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import re
+import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +85,7 @@ def test_without_an_error_then_error_answers_200_success_false_and_null(api: htt
         ({"output_file": "../escape.h5"}, "outside the data root"),
         ({"connection_address": "http://x:1"}, "connection_address"),
         ({"max_frames_per_file": "-1"}, "max_frames_per_file"),
-        ({"output_file": "missing/dir/a.h5"}, "does not exist"),
+        ({"output_file": "missing/../../dir/a.h5"}, "outside the data root"),
     ],
 )
 def test_bad_start_requests_get_success_false_with_a_message_and_spawn_nothing(
@@ -124,6 +130,16 @@ def test_a_symlink_out_of_the_data_root_is_refused(tmp_path: Path) -> None:
     (root / "link").symlink_to(outside)
     with pytest.raises(ConfigError, match="outside the data root"):
         resolve_output("link/a.h5", root)
+    with pytest.raises(ConfigError, match="outside the data root"):
+        resolve_output("link/new/scan/a.h5", root)  # a folder to make, behind the link
+
+
+def test_an_output_in_folders_that_do_not_exist_yet_is_accepted_and_nothing_made(
+    tmp_path: Path,
+) -> None:
+    """The C++ writer ran mkdir -p; here the writer makes them, as its user (ADR 0070)."""
+    assert resolve_output("e1/scan_7/a.h5", tmp_path) == tmp_path / "e1/scan_7/a.h5"
+    assert not (tmp_path / "e1").exists()
 
 
 @pytest.mark.parametrize(
@@ -224,21 +240,83 @@ def test_a_non_numeric_port_in_the_path_gets_422_json(api: httpx.Client) -> None
     assert "port" in answer.json()["error"]
 
 
-def test_server_uptime_drains_a_form_body_and_answers_text(api: httpx.Client) -> None:
+def test_server_uptime_answers_in_systemds_words_as_the_original_did(api: httpx.Client) -> None:
+    """``active (running) since Fri 2020-09-25 16:04:06 CEST``: scripts look for 'active'."""
     answer = api.request("GET", "/server_uptime/pco_writer-pco1", data={"key": "uptime"})
     assert answer.json()["success"] is True
-    assert answer.json()["uptime"].startswith("up ")
+    uptime = answer.json()["uptime"]
+    assert uptime.startswith("active (running) since ")
+    since = datetime.strptime(uptime.removeprefix("active (running) since ")[:23],
+                              "%a %Y-%m-%d %H:%M:%S")  # fmt: skip
+    assert abs((datetime.now() - since).total_seconds()) < 60
+    assert uptime.split(" ")[-1] == time.strftime("%Z")  # the zone's name, CEST at PSI
 
 
-def test_server_log_returns_recent_plain_structured_lines(
+def test_server_log_gives_the_last_ten_lines_as_the_journal_shows_them(
     api: httpx.Client, controller: Controller
 ) -> None:
-    api.post("/start_pco_writer", content=pco_rclient_body(n_frames="abc"))
-    import logging
-
+    """As ``systemctl status`` showed the original's log: scripts count 10 host names."""
+    for i in range(12):
+        logging.getLogger("pco_writer.control.test").info("line %d", i)
     logging.getLogger("pco_writer.control.test").info("hello from the test")
     log = api.get("/server_log/pco_writer-pco1").json()["log"]
-    assert 'level=INFO logger=pco_writer.control.test msg="hello from the test"' in log
+    lines = log.splitlines()
+    assert len(lines) == 10 and log.endswith("\n")
+    assert log.count(socket.gethostname()) == 10
+    journal = re.compile(
+        r"[A-Z][a-z]{2} \d\d \d\d:\d\d:\d\d " + re.escape(socket.gethostname())
+        + rf" pco-writer\[{os.getpid()}\]: time=\S+ level=INFO logger=pco_writer\.control\.test "
+    )  # fmt: skip
+    assert all(journal.match(line) for line in lines), lines
+    assert lines[-1].endswith('msg="hello from the test"')
+    assert api.get("/server_log/x", params={"lines": 3}).json()["log"].count("\n") == 3
+
+
+# --- a refused start: /error, /finished and /status say why, until the next start -------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pco_rclient_body(n_frames="abc"),  # a bad value
+        pco_rclient_body(output_file="../outside/a.h5"),  # a bad folder
+        b"n_frames=3",  # not JSON
+    ],
+)
+def test_after_a_refused_start_error_finished_and_status_say_error_with_the_reason(
+    api: httpx.Client, body: bytes
+) -> None:
+    answer = api.post("/start_pco_writer", content=body).json()
+    assert answer["success"] is False
+    error = api.get("/error").json()
+    assert set(error) == {"success", "status", "error", "error_time"}
+    assert (error["success"], error["status"], error["error"]) == (True, "error", answer["error"])
+    assert datetime.fromisoformat(error["error_time"]).tzinfo is not None
+    finished = api.get("/finished").json()
+    assert (finished["status"], finished["error"]) == ("error", answer["error"])
+    if body.startswith(b"{"):  # the request named its writer port
+        assert api.get("/status/9555").json()["status"] == "error"
+
+
+def test_a_start_refused_while_a_writer_runs_leaves_the_runs_state_alone(
+    controller: Controller, writer_api: ServerThread
+) -> None:
+    run = StandInRun(writer_api.port, started_monotonic=time.monotonic())
+    controller._runs[run.port] = run  # type: ignore[assignment]
+    controller.refuse("n_frames: bad", run.port)
+    assert controller.last_error([run.port]) == {"success": False, "error": None}
+    assert controller.last_statistics([run.port])["status"] == "unknown"
+
+
+def test_a_run_started_after_a_refused_start_hides_the_refusal(controller: Controller) -> None:
+    controller.refuse("output_file: outside the data root", 9555)
+    assert controller.status(9555)["status"] == "error"
+    run = StandInRun(9555, alive=False, statistics={"status": "finished"})
+    run.started_monotonic = time.monotonic()
+    controller._runs[9555] = run  # type: ignore[assignment]
+    assert controller.status(9555) == {"status": "finished", "success": True}
+    assert controller.last_statistics()["status"] == "finished"
+    assert controller.last_error() == {"success": False, "error": None}
 
 
 def test_reports_for_an_unknown_port_are_refused_with_a_message(api: httpx.Client) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -16,6 +16,7 @@ from pco_writer.control._controller import Controller
 from pco_writer.control._monitor import Monitor
 from pco_writer.control._page import add_page_routes
 from pco_writer.control._request import StartRequest
+from pco_writer.errors import PcoWriterError
 
 __all__ = ["build_app"]
 
@@ -55,7 +56,11 @@ def _add_acquisition_routes(
     @app.post("/start_pco_writer", dependencies=guarded, openapi_extra=_json_body(StartRequest))
     async def start_pco_writer(request: Request) -> dict[str, Any]:
         """Start a writer; the body is JSON (any Content-Type, values may be strings)."""
-        body = await read_json(request)
+        try:
+            body = await read_json(request)
+        except PcoWriterError as exc:  # not JSON: refused like a bad value
+            controller.refuse(str(exc), camera.writer_port if camera else None)
+            raise
         return await run_in_threadpool(controller.start, body, camera)
 
     @app.get("/status/{port}")
@@ -133,9 +138,10 @@ def _add_service_routes(app: FastAPI, controller: Controller, ports: list[int] |
         return {"success": True}
 
     @app.get("/server_log/{service}")
-    def server_log(service: str) -> dict[str, Any]:
-        """The server's recent log lines (``service`` is accepted for pco_rclient, unused)."""
-        return {"success": True, "service": service, "log": controller.logs.text()}
+    def server_log(service: str, lines: Annotated[int, Query(ge=1, le=200)] = 10) -> dict[str, Any]:
+        """The server's last ``lines`` log lines in the journal's form, as ``systemctl
+        status`` shows them (``service`` is accepted for pco_rclient, unused)."""
+        return {"success": True, "service": service, "log": controller.logs.text(lines)}
 
     @app.get("/server_uptime/{service}")
     async def server_uptime(request: Request, service: str) -> dict[str, Any]:

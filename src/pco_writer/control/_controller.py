@@ -23,9 +23,11 @@ from pco_writer.auth import TOKEN_ENV, TOKEN_HEADER
 from pco_writer.control._address import camera_endpoints, same_camera
 from pco_writer.control._config import CameraConfig
 from pco_writer.control._logs import LogBuffer, Uptime
+from pco_writer.control._refusals import Refusal, Refusals, requested_port
 from pco_writer.control._request import StartRequest, parse_start_request, writer_settings
 from pco_writer.control._run import WriterRun
-from pco_writer.errors import ConfigError, StateError
+from pco_writer.control._watch import StatusWatcher
+from pco_writer.errors import ConfigError, PcoWriterError, StateError
 from pco_writer.settings import AcquisitionSettings
 from pco_writer.writer_command import WriteCommand, write_command
 
@@ -88,8 +90,10 @@ class Controller:
         self._runs: dict[int, WriterRun] = {}
         self._lock = threading.Lock()
         self._closing = False  # shutting down: no more writers
+        self.refusals = Refusals()
         headers = {TOKEN_HEADER: token} if token else {}
         self._http = httpx.Client(timeout=_WRITER_TIMEOUT, headers=headers)
+        self._watcher = StatusWatcher(self._watched_ports, self._fetch_status)
         control_log = logging.getLogger("pco_writer.control")
         control_log.addHandler(self.logs)
         if control_log.getEffectiveLevel() > logging.INFO:
@@ -100,11 +104,30 @@ class Controller:
     def start(self, body: dict[str, Any], camera: CameraConfig | None = None) -> dict[str, Any]:
         """Start a writer for a request body (values may be strings, as pco_rclient sends).
 
+        A refused start is what ``/error`` and ``/finished`` report until the next start.
+
         Raises:
             ConfigError: a bad value or an output outside the data root; nothing spawned.
             StateError: a writer for this camera or port is still running.
             WriterStartError: the writer exited while starting; its message says why.
         """
+        try:
+            return self._start(body, camera)
+        except StateError:
+            raise  # a writer for the camera still runs: that run stays the camera's state
+        except PcoWriterError as exc:
+            self.refuse(str(exc), camera.writer_port if camera else requested_port(body))
+            raise
+
+    def refuse(self, message: str, port: int | None) -> None:
+        """Record a refused start request of ``port`` (None: it named no port), unless a
+        writer still runs there: its run stays the state that ``/finished`` reports."""
+        log.warning("start refused (writer port %s): %s", port, message)
+        run = self._runs.get(port) if port is not None else None
+        if run is None or not run.alive or run.statistics is not None:
+            self.refusals.record(port, message)
+
+    def _start(self, body: dict[str, Any], camera: CameraConfig | None) -> dict[str, Any]:
         request = parse_start_request(body)
         if request.n_writers > self.max_writers:
             raise ConfigError(
@@ -228,8 +251,10 @@ class Controller:
         while time.monotonic() < deadline:
             if run.wait(_POLL_S):
                 break
-            if self._writer_status(run, default="") != "":
+            status = self._writer_status(run, default="")
+            if status != "":
                 run.ready = True
+                self._watcher.heard(run.port, status)
                 return
         if run.alive:
             run.terminate(2.0)
@@ -255,6 +280,7 @@ class Controller:
                     adopted.append(found.port)
         for port in adopted:
             self._announce(self._runs[port])
+            self._watcher.heard(port, "writing")  # until the watcher asks it
         return adopted
 
     def _announce(self, run: WriterRun) -> None:
@@ -267,36 +293,52 @@ class Controller:
     # --- status -----------------------------------------------------------------------------
 
     def status(self, port: int) -> dict[str, Any]:
-        """``/status/<port>``: the running writer's status, or the last run's statistics.
+        """``/status/<port>``: the running writer's status, or the last run's statistics, or
+        the error of a start refused since.
 
-        ``finished`` is reported only once the last-run statistics are stored (or the process
-        has exited): until then a writer that says it is done reads as ``writing``.
+        A running writer's status is what the watcher last heard from it (at most ~0.1 s
+        old). ``finished`` is reported only once the last-run statistics are stored (or the
+        process has exited): until then a writer that says it is done reads as ``writing``.
         """
         run = self._runs.get(port)
+        if run is not None and run.alive and run.statistics is None:
+            status = self._watcher.status(port) or ("writing" if run.ready else "initialized")
+            if status in ("finished", "error"):
+                status = "writing"  # the file is closed, but the report is not stored yet
+            return {"success": True, "status": status}
+        refusal = self._refusal_since(run, [port])
+        if refusal is not None:
+            return {"success": True, **refusal.answer()}
         if run is None:
             return {"success": True, "status": "unknown"}
         if run.statistics is not None:
             return {**run.statistics, "success": True}
-        if not run.alive:
-            return {"success": True, "status": "error", **(run.error or {"error": "unknown"})}
-        status = self._writer_status(run, default="writing" if run.ready else "initialized")
-        if status in ("finished", "error"):
-            status = "writing"  # the file is closed, but the report is not stored yet
-        return {"success": True, "status": status}
+        return {"success": True, "status": "error", **(run.error or {"error": "unknown"})}
 
     def last_statistics(self, ports: list[int] | None = None) -> dict[str, Any]:
-        """``GET /finished``: the latest run's statistics, once it has them."""
+        """``GET /finished``: the latest run's statistics, once it has them; ``error`` after
+        a refused start, until the next start."""
         run = self._latest(ports)
+        refusal = self._refusal_since(run, ports)
+        if refusal is not None:
+            return {"success": False, **refusal.answer()}
         if run is None or run.statistics is None:
             return {"success": False, "status": "unknown"}
         return {**run.statistics, "success": True}
 
     def last_error(self, ports: list[int] | None = None) -> dict[str, Any]:
-        """``GET /error``: the latest run's error; cleared when a new run starts."""
+        """``GET /error``: the latest run's error, or the reason of a start refused since;
+        cleared when a new run starts."""
         run = self._latest(ports)
+        refusal = self._refusal_since(run, ports)
+        if refusal is not None:
+            return {"success": True, **refusal.answer()}
         if run is None or run.error is None:
             return {"success": False, "error": None}
         return {"success": True, "status": "error", **run.error}
+
+    def _refusal_since(self, run: WriterRun | None, ports: list[int] | None) -> Refusal | None:
+        return self.refusals.latest(ports, since=run.started_monotonic if run else float("-inf"))
 
     def runs(self) -> list[dict[str, Any]]:
         """A summary of the known runs, one per writer port."""
@@ -321,11 +363,20 @@ class Controller:
         return max(runs, key=lambda r: r.started_monotonic, default=None)
 
     def _writer_status(self, run: WriterRun, default: str = "unknown") -> str:
+        return self._fetch_status(run.port) or default
+
+    def _fetch_status(self, port: int) -> str | None:
+        """The writer's own ``/status``; None when it does not answer."""
         try:
-            answer = self._http.get(f"{self._writer_url(run.port)}/status").json()
+            answer = self._http.get(f"{self._writer_url(port)}/status").json()
         except (httpx.HTTPError, ValueError):
-            return default
-        return str(answer.get("status", default)) if isinstance(answer, dict) else default
+            return None
+        status = answer.get("status") if isinstance(answer, dict) else None
+        return str(status) if status else None
+
+    def _watched_ports(self) -> list[int]:
+        """The writers whose status the watcher keeps: running and not yet reported."""
+        return [p for p, r in list(self._runs.items()) if r.alive and r.statistics is None]
 
     def writer_url(self, port: int) -> str:
         """``http://HOST:PORT`` of the writer API on ``port``."""
@@ -399,6 +450,7 @@ class Controller:
                     log.info("stopping writer pid=%d port=%d", run.pid, run.port)
                     run.terminate(timeout)
         finally:
+            self._watcher.close()
             self._http.close()
             logging.getLogger("pco_writer.control").removeHandler(self.logs)
 

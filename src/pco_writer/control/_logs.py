@@ -1,14 +1,23 @@
 """The control server's log: plain ``key=value`` lines or JSON lines on stdout, the recent
-ones kept."""
+ones kept.
+
+``/server_log`` and ``/server_uptime`` answer as the original control server did, which read
+``systemctl status`` of its service: the last 10 lines in the journal's form
+(``Sep 25 16:27:35 HOST pco-writer[PID]: LINE``) and the ``Active:`` state
+(``active (running) since Fri 2020-09-25 16:04:06 CEST``). Scripts count the lines and look
+for ``active``.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import sys
 import time
 from collections import deque
-from datetime import datetime, timedelta
+from datetime import datetime
 
 __all__ = [
     "JsonFormatter", "LogBuffer", "PlainFormatter", "Uptime", "quiet_http_logs", "setup_logging",
@@ -56,33 +65,38 @@ class JsonFormatter(logging.Formatter):
 
 
 class LogBuffer(logging.Handler):
-    """Keeps the last ``capacity`` formatted lines for ``/server_log``."""
+    """Keeps the last ``capacity`` records for ``/server_log``, formatted as they were logged."""
 
     def __init__(self, capacity: int = 200) -> None:
         super().__init__()
-        self.lines: deque[str] = deque(maxlen=capacity)
+        self.lines: deque[tuple[float, str]] = deque(maxlen=capacity)
         self.setFormatter(PlainFormatter())
 
     def emit(self, record: logging.LogRecord) -> None:
         """Keep one record."""
-        self.lines.append(self.format(record))
+        self.lines.append((record.created, self.format(record)))
 
-    def text(self, n: int = 50) -> str:
-        """The last ``n`` lines."""
-        return "\n".join(list(self.lines)[-n:])
+    def text(self, n: int = 10) -> str:
+        """The last ``n`` lines as ``systemctl status`` shows a service's journal: one line
+        each, ``Mon DD HH:MM:SS HOST pco-writer[PID]: LINE``, each ending in a newline."""
+        prefix = f"{socket.gethostname()} pco-writer[{os.getpid()}]:"
+        recent = list(self.lines)[-n:] if n > 0 else []
+        return "".join(
+            f"{time.strftime('%b %d %H:%M:%S', time.localtime(created))} {prefix} {line}\n"
+            for created, line in recent
+        )
 
 
 class Uptime:
-    """Since when the server runs, as text: ``up 0:12:03 since 2024-05-01T10:00:00+02:00``."""
+    """Since when the server runs, in systemd's words as the original server passed them on:
+    ``active (running) since Fri 2020-09-25 16:04:06 CEST``."""
 
     def __init__(self) -> None:
-        self._t0 = time.monotonic()
-        self._since = datetime.now().astimezone().isoformat(timespec="seconds")
+        self._since = datetime.now().astimezone()
 
     def text(self) -> str:
-        """The uptime."""
-        up = timedelta(seconds=int(time.monotonic() - self._t0))
-        return f"up {up} since {self._since}"
+        """The state and start time (scripts look for ``active``)."""
+        return f"active (running) since {self._since.strftime('%a %Y-%m-%d %H:%M:%S %Z')}"
 
 
 def setup_logging(buffer: LogBuffer, verbose: bool = False, log_format: str = "plain") -> None:

@@ -6,13 +6,15 @@ checks that need the server's file system: the output and layout below the data 
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from pco_writer.errors import ConfigError, describe_validation
+from pco_writer.errors import ConfigError, OutputError, describe_validation
+from pco_writer.folders import missing_folders
 from pco_writer.names import check_output_template, file_number_regex, with_file_number
 from pco_writer.settings import AcquisitionSettings, StartRequest
 
@@ -24,6 +26,8 @@ __all__ = [
     "resolve_output",
     "writer_settings",
 ]
+
+log = logging.getLogger(__name__)
 
 
 def parse_start_request(body: dict[str, Any]) -> StartRequest:
@@ -72,27 +76,31 @@ def resolve_output(
     checked below the root, and with the file number added by the one rule
     (:func:`~pco_writer.names.with_file_number`).
 
+    A folder that does not exist yet is fine when it would be made below the root: the
+    writer makes it, as the user it runs as (:mod:`pco_writer.folders`).
+
     Raises:
-        ConfigError: the path is outside the data root, or its directory does not exist.
+        ConfigError: the path is outside the data root, or its folder cannot be made there.
     """
     template = with_file_number(check_output_template(output_file), n_frames, max_frames_per_file)
     root = data_root.expanduser().resolve()
     try:
         path = Path(os.path.expanduser(template))
         resolved = (root / path).resolve() if not path.is_absolute() else path.resolve()
-        parent_is_dir = resolved.parent.is_dir()
     except (OSError, RuntimeError) as exc:  # a name too long, a symlink loop
         raise ConfigError(f"output_file {output_file!r} cannot be used: {exc}") from None
     if not resolved.is_relative_to(root):
         raise ConfigError(
             f"output_file {output_file!r} is outside the data root '{root}'; choose a path below it"
         )
-    if not parent_is_dir:
-        raise ConfigError(
-            f"output_file {output_file!r}: the directory '{resolved.parent}' does not exist; "
-            "create it first"
-        )
-    _check_numbered_files(output_file, resolved, root)
+    try:
+        missing = missing_folders(resolved.parent, root)
+    except OutputError as exc:
+        raise ConfigError(f"output_file {output_file!r}: {exc}") from None
+    if missing:
+        log.info("output folder %s does not exist yet: the writer makes it", resolved.parent)
+    else:
+        _check_numbered_files(output_file, resolved, root)
     return resolved
 
 

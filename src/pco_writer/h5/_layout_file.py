@@ -183,10 +183,8 @@ def _check_output_file(path: Path, dataset_name: str, taken: list[str]) -> None:
         if found:
             raise DatasetExistsError(dataset_name, str(path))
         return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create the folder of output file {path}: {exc}") from None
+    if not path.parent.is_dir():  # H5Sink makes it, below the data root
+        raise OutputError(f"cannot write output file {path}: folder {path.parent} does not exist")
     if not os.access(path.parent, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write output file {path}: folder {path.parent} is not writable")
 
@@ -404,7 +402,6 @@ class LayoutFile:
 
     def _open(self, first: ReceivedFrame) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             if self._master is not None:  # a master of several writers: no SWMR session
                 self._file = self._master.open()
             else:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pco_writer.buffer import ReceivedFrame
 from pco_writer.errors import OutputError
+from pco_writer.folders import make_folders
 from pco_writer.h5._file import FileEnd, FileLayout, FrameFile, MissingFrames
 from pco_writer.h5._open import ALIGN_FROM, PAGE
 from pco_writer.h5._paths import OutputFiles
@@ -79,6 +80,7 @@ class H5Sink:
         """Refuse before receiving anything: a taken dataset name, no place, a full disk."""
         path = self.files.path(1)
         self._check_place(path)
+        self._make_folder(path)
         self.layout.check(path, self.dataset_name)
         for number in self._later_files_there():  # one that holds the name already
             self.layout.check(self.files.path(number), self.dataset_name)
@@ -218,6 +220,11 @@ class H5Sink:
                 f"output file {path} leads to {real}, outside the data root {root}; remove "
                 "the link, or choose a file below the data root"
             )
+
+    def _make_folder(self, path: Path) -> None:
+        """``mkdir -p`` the output folder, below the data root (every file of a run is in it)."""
+        for folder in make_folders(path.parent.absolute(), self.data_root):
+            log.info("created folder %s", folder)
 
     def _is_complete(self, number: int) -> bool:
         f = self._open[number]
