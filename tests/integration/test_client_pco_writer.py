@@ -46,8 +46,8 @@ def test_full_lifecycle_configure_start_wait_gives_typed_last_run_statistics(
         assert pco.get_written_frames() == 30
         assert not pco.is_running()
         assert pco.get_server_error() is None
-        assert "started writer" in pco.get_server_log()
-        assert pco.get_server_uptime().startswith("up ")
+        assert "finished: status=finished n_written_frames=30" in pco.get_server_log()
+        assert pco.get_server_uptime().startswith("active (running) since ")
     with h5py.File(tmp_path / "scan.h5", "r") as f:
         assert f["exchange/data"].shape[0] == 30
 
