@@ -76,10 +76,24 @@ def _split_existing(folder: Path) -> tuple[Path, list[str]]:
         raise OutputError(f"cannot make folder {folder}: the path is not absolute")
     missing: list[str] = []
     current = folder
-    while not os.path.lexists(current) and current != current.parent:
+    while not _exists(current) and current != current.parent:
         missing.insert(0, current.name)
         current = current.parent
     return current, missing
+
+
+def _exists(path: Path) -> bool:
+    """True when ``path`` exists (a link counts, even a dangling one); a folder we may not
+    look into is an error, not a missing folder."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):  # a file above it is named later
+        return False
+    except OSError as exc:
+        raise OutputError(
+            f"cannot look for folder {path}: {exc.strerror}; the writer's user needs to reach it"
+        ) from None
+    return True
 
 
 def _resolve(path: Path) -> Path:

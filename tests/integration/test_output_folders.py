@@ -5,11 +5,9 @@ commands (docs/decisions/0070-output-folders-made-by-the-writer.md)."""
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -19,7 +17,7 @@ from _control_helpers import camera, free_port, wait_for
 from _stream_helpers import camera as push_camera
 from _stream_helpers import frame, running_writer
 from test_control_server import finished, post_raw, rclient_body
-from test_security import NOBODY, nobody_can_run_python
+from test_security import NOBODY, nobody_can_run_python, nobody_root
 
 from pco_writer.cli import main
 from pco_writer.control import ControlServer
@@ -100,24 +98,11 @@ def test_acquire_into_a_new_folder_writes_there(
         assert f["exchange/data"].shape[0] == 4
 
 
-@pytest.fixture
-def shared_root() -> Iterator[Path]:
-    """A data root that user nobody can reach (pytest's tmp_path is private to root)."""
-    base = Path(tempfile.mkdtemp(prefix="pco-users-"))
-    base.chmod(0o755)
-    root = base / "data"
-    root.mkdir()
-    os.chown(root, NOBODY, NOBODY)
-    yield root
-    shutil.rmtree(base)
-
-
 @pytest.mark.skipif(not nobody_can_run_python(), reason="needs root and a Python nobody can run")
-def test_with_user_switching_the_new_folders_belong_to_the_user(
-    shared_root: Path,
-) -> None:  # pragma: no cover - where the interpreter lives below /root, nobody cannot run it
+def test_with_user_switching_the_new_folders_belong_to_the_user() -> None:  # pragma: no cover
     port = free_port()
     with (
+        nobody_root() as shared_root,
         ControlServer("127.0.0.1", 0, data_root=shared_root, allow_user_switch=True) as srv,
         httpx.Client(base_url=srv.url, timeout=5) as http,
         camera(frames=5) as (address, _),
@@ -126,6 +111,23 @@ def test_with_user_switching_the_new_folders_belong_to_the_user(
                             output_file="e1/scan/s.h5")  # fmt: skip
         assert post_raw(http, body)["success"]
         wait_for(lambda: finished(http, port)["status"] == "finished", what="the run")
-    for path in (shared_root / "e1", shared_root / "e1/scan", shared_root / "e1/scan/s.h5"):
-        assert path.stat().st_uid == NOBODY, path
-    assert stat.S_IMODE((shared_root / "e1").stat().st_mode) & 0o700 == 0o700
+        for path in (shared_root / "e1", shared_root / "e1/scan", shared_root / "e1/scan/s.h5"):
+            assert path.stat().st_uid == NOBODY, path
+        assert stat.S_IMODE((shared_root / "e1").stat().st_mode) & 0o700 == 0o700
+
+
+@pytest.mark.skipif(not nobody_can_run_python(), reason="needs root and a Python nobody can run")
+def test_with_user_switching_a_folder_the_user_cannot_reach_is_refused_by_name(
+    tmp_path: Path,
+) -> None:  # pragma: no cover
+    private = tmp_path / "data"  # below pytest's folder of root: nobody cannot look into it
+    private.mkdir()
+    with (
+        ControlServer("127.0.0.1", 0, data_root=private, allow_user_switch=True) as srv,
+        httpx.Client(base_url=srv.url, timeout=5) as http,
+    ):
+        body = rclient_body("tcp://127.0.0.1:9", free_port(), user_id=str(NOBODY),
+                            output_file="e1/s.h5")  # fmt: skip
+        answer = post_raw(http, body)
+    assert answer["success"] is False
+    assert "cannot look for folder" in answer["error"] and "Permission denied" in answer["error"]

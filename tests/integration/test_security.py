@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
@@ -220,15 +223,27 @@ def nobody_can_run_python() -> bool:
     return probe.returncode == 0
 
 
+@contextmanager
+def nobody_root() -> Iterator[Path]:
+    """A data root of user nobody that nobody can reach (pytest's tmp_path is root's alone)."""
+    base = Path(tempfile.mkdtemp(prefix="pco-users-"))
+    try:
+        base.chmod(0o755)
+        root = base / "data"
+        root.mkdir()
+        os.chown(root, NOBODY, NOBODY)
+        yield root
+    finally:
+        shutil.rmtree(base)
+
+
 @pytest.mark.skipif(not nobody_can_run_python(), reason="needs root and a Python nobody can run")
 def test_with_user_switching_the_writer_runs_as_the_user_and_the_file_is_theirs(
     tmp_path: Path,
 ) -> None:  # pragma: no cover - where the interpreter lives below /root, nobody cannot run it
-    root = tmp_path / "data"
-    root.mkdir()
-    os.chown(root, NOBODY, NOBODY)
     port = free_port()
     with (
+        nobody_root() as root,
         ControlServer("127.0.0.1", 0, data_root=root, allow_user_switch=True) as srv,
         httpx.Client(base_url=srv.url, timeout=5) as http,
         camera(frames=5) as cam,
@@ -236,4 +251,4 @@ def test_with_user_switching_the_writer_runs_as_the_user_and_the_file_is_theirs(
         assert post_raw(http, rclient_body(cam.address, port, n_frames="5",
                                            user_id=str(NOBODY)))["success"]  # fmt: skip
         wait_for(lambda: http.get(f"/status/{port}").json()["status"] == "finished")
-    assert (root / "scan.h5").stat().st_uid == NOBODY
+        assert (root / "scan.h5").stat().st_uid == NOBODY
