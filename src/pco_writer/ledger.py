@@ -18,9 +18,11 @@ each other, win; the first frame id is the smallest id of that group. A stray fi
 one overtaken by the next, costs nothing.
 
 **When it is complete** (``n_frames > 0``): once every requested index is in; or once the
-stream has reached the end of the range (at least half of the last ``TAIL`` requested frames
-are in) and no missing frame of the range has come for ``settle_s`` seconds. A frame beyond
-the range does not end the run by itself.
+stream has passed the end of the range and no missing frame of the range has come for
+``settle_s`` seconds. Passed the end: at least half of the last ``TAIL`` requested frames are
+in, and the last requested frame or a frame beyond the range came (a camera that pauses, or
+sends a frame every second, has not passed the end; docs/decisions/0073-a-pause-is-not-the-end.md).
+A frame beyond the range does not end the run by itself.
 """
 
 from __future__ import annotations
@@ -260,8 +262,10 @@ class FrameLedger:
         if len(self._placed) >= n:
             return True
         tail = min(n, TAIL)
-        reached_end = 2 * self._placed.count(n - tail, n) >= tail
-        return reached_end and self.clock() - self._last_fill >= self.settle_s
+        most_of_the_tail = 2 * self._placed.count(n - tail, n) >= tail
+        at_the_end = self._placed.stop >= n or self._rejected["beyond_n_frames"] > 0
+        settled = self.clock() - self._last_fill >= self.settle_s
+        return most_of_the_tail and at_the_end and settled
 
     @property
     def covered(self) -> int:

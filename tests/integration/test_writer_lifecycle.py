@@ -147,9 +147,9 @@ def test_a_frame_later_than_two_files_on_is_dropped_counted_and_listed_missing(
     ("sent", "n_frames", "listed"),
     [
         ([*range(5), *range(10, 15)], 15, {1: [], 3: list(range(5, 10))}),
-        # the stream reached the end of the range (most of its last frames came), file 3
-        # never got a frame: the last file lists its ids
-        (list(range(10)), 15, {1: [], 2: list(range(10, 15))}),
+        # the stream went past the end of the range (most of its last frames came, then
+        # frames beyond it), file 3 never got a frame: the last file lists its ids
+        ([*range(10), 15, 16], 15, {1: [], 2: list(range(10, 15))}),
     ],
     ids=["skipped-file-listed-by-the-next", "files-after-the-last-listed-by-the-last"],
 )

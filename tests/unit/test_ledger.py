@@ -199,6 +199,32 @@ def test_a_stray_frame_with_the_last_id_does_not_end_the_run_even_after_a_pause(
     assert ledger.complete
 
 
+@pytest.mark.parametrize(("n_frames", "sent"), [(20, 10), (20, 15), (100, 84)])
+def test_a_camera_that_pauses_or_sends_slowly_has_not_passed_the_end(
+    n_frames: int, sent: int
+) -> None:
+    """A frame a second (a long exposure), or a pause: each pause passes the settle time."""
+    clock = Clock()
+    ledger = FrameLedger(n_frames, settle_s=0.25, clock=clock)
+    ledger.decide(frames(0))
+    for i in range(sent):
+        accepted(ledger, i)
+        clock.now += 1.0
+        assert not ledger.complete, f"complete after {i + 1} of {n_frames} frames"
+    accepted(ledger, *range(sent, n_frames))
+    assert ledger.complete and ledger.snapshot().n_lost == 0
+
+
+def test_a_run_whose_stream_went_past_its_end_completes_without_its_lost_last_frames() -> None:
+    clock = Clock()
+    ledger = FrameLedger(20, settle_s=0.25, clock=clock)
+    ledger.decide(frames(0))
+    accepted(ledger, *range(17))  # 17, 18, 19 are lost ...
+    assert accepted(ledger, 20, 21) == []  # ... and the camera streams on
+    clock.now += 0.3
+    assert ledger.complete and ledger.snapshot().n_never_received == 3
+
+
 def test_a_run_with_a_lost_frame_completes_once_the_stream_reached_its_end_and_settled() -> None:
     clock = Clock()
     ledger = FrameLedger(100, settle_s=0.25, clock=clock)
