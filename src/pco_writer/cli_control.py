@@ -84,7 +84,7 @@ def _run_server(args: argparse.Namespace) -> int:
         if config.log_format != (args.log_format or "plain"):
             setup_logging(LogBuffer(1), args.verbose, config.log_format)
         token = _server_token(config.token_file)
-        server = ControlServer.from_config(config, token).start()
+        server = ControlServer.from_config(config, token, log_scope="").start()  # all its log
     except (ConfigError, OSError) as exc:
         log.error("cannot start the control server: %s", exc)
         return EXIT_USAGE

@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import zmq
 
-from pco_writer.simulate import CameraSimulator
+from pco_writer.simulate import camera_header, make_frames
 
 HOST_NAME = "xbl-daq-32.psi.ch"
 DEBUG_CAMERA = "tcp://129.129.130.76:9999"
@@ -74,6 +75,40 @@ DEBUG_SCRIPTS = {
     "pco_unittest.py": Camera(frames=20, fps=0.0),  # flush_cam_stream counts 20 frames
     "pco_run_5.py": Camera(),  # all frames, then a start with a taken dataset name
 }
+
+
+class PacedCamera:
+    """The debug camera: ``frames`` frames (0: until stopped), one each ``1/fps`` s from the
+    first one a receiver takes: a send waits for a receiver, and the pace starts again then.
+    """
+
+    def __init__(self, address: str, behaviour: Camera) -> None:
+        self.behaviour = behaviour
+        self.n_sent = 0
+        self._ctx: zmq.Context[Any] = zmq.Context()
+        self._sock = self._ctx.socket(zmq.PUSH)
+        self._sock.setsockopt(zmq.SNDHWM, 1)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.bind(address)
+        self._image = make_frames(SHAPE, count=1)[0]
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        frames, fps = self.behaviour.frames, self.behaviour.fps
+        while not self._stop.is_set() and (not frames or self.n_sent < frames):
+            if self._sock.poll(100, zmq.POLLOUT):
+                self._sock.send_multipart([camera_header(100 + self.n_sent, SHAPE), self._image])
+                self.n_sent += 1
+                if fps:
+                    self._stop.wait(1.0 / fps)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.thread.join(5)
+        self._sock.close(linger=0)
+        self._ctx.term()
 
 
 def rules(work: Path, client_dir: Path) -> list[tuple[str, str]]:
@@ -190,13 +225,13 @@ def run_script(
             "interrupted": interrupted, "output": output.text()}  # fmt: skip
 
 
-def waits_after(camera: CameraSimulator, thread: threading.Thread) -> Callable[[str], bool]:
+def waits_after(camera: PacedCamera) -> Callable[[str], bool]:
     """True once the script is in wait()'s loop and the camera has sent its frames."""
     since = [0.0]
 
     def ready(output: str) -> bool:
         waiting = "pco_controller.wait..." in output and "\x1b[K" in output
-        if waiting and not thread.is_alive() and not since[0]:
+        if waiting and not camera.thread.is_alive() and not since[0]:
             since[0] = time.monotonic()
         return bool(since[0]) and time.monotonic() - since[0] > 0.5  # the writer got them
 
@@ -210,18 +245,12 @@ def debug_session(work: Path, scripts_in: Path, env: dict[str, str]) -> list[dic
     results = []
     try:
         for name, behaviour in DEBUG_SCRIPTS.items():
-            camera = CameraSimulator(DEBUG_CAMERA, SHAPE, fps=behaviour.fps,
-                                     frames=behaviour.frames, start_frame=100)  # fmt: skip
-            camera.bind()
-            thread = threading.Thread(target=camera.run, daemon=True)
-            thread.start()
+            camera = PacedCamera(DEBUG_CAMERA, behaviour)
             try:
-                interrupt = waits_after(camera, thread) if behaviour.interrupt else None
+                interrupt = waits_after(camera) if behaviour.interrupt else None
                 results.append(run_script(scripts_in / name, env, interrupt, timeout=90))
             finally:
-                camera.stop()
-                thread.join(5)
-                camera.close(linger_ms=0)
+                camera.close()
     finally:
         stop_server(server)
     return results
@@ -266,8 +295,9 @@ def main() -> None:
     env = {
         **os.environ,
         "PYTHONUNBUFFERED": "1",
-        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent / "standin"),
-                                       os.environ.get("PYTHONPATH", "")]),  # fmt: skip
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).parent / "standin"), os.environ.get("PYTHONPATH", "")]
+        ),  # fmt: skip
         "PCO_STANDIN_CAMERAS": json.dumps({c["ioc"]: c["camera"] for c in CAMERAS.values()}),
     }
     session = debug_session if args.session == "debug" else simultaneous_session

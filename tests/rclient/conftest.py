@@ -7,7 +7,6 @@ tests skip and say why, as the tests of the real pco.edge capture do.
 
 from __future__ import annotations
 
-import importlib.metadata
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,25 +17,9 @@ import pytest
 # the cameras and waits of the integration tests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
+from _rclient import rclient_or_skip  # noqa: E402
+
 from pco_writer.control import ControlServer  # noqa: E402
-
-VENDOR = Path(__file__).resolve().parents[3] / "shared" / "vendor" / "pco_rclient-0.4.11"
-VERSION = "0.4.11"
-
-
-def rclient_or_skip() -> Any:
-    """The real client's module, or skip saying why it is not there."""
-    if not VENDOR.is_dir():
-        pytest.skip(f"PSI's pco_rclient is not at {VENDOR} (no ../shared beside this checkout)")
-    try:
-        version = importlib.metadata.version("pco_rclient")
-    except importlib.metadata.PackageNotFoundError:
-        pytest.skip("pco_rclient is not installed here; ./scripts/test installs it from ../shared")
-    if version != VERSION:
-        pytest.skip(f"pco_rclient {version} is installed, these tests are for {VERSION}")
-    import pco_rclient
-
-    return pco_rclient
 
 
 @pytest.fixture

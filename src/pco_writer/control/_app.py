@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Query, Request
@@ -19,6 +20,8 @@ from pco_writer.control._request import StartRequest
 from pco_writer.errors import PcoWriterError
 
 __all__ = ["build_app"]
+
+log = logging.getLogger(__name__)
 
 
 def build_app(
@@ -61,6 +64,8 @@ def _add_acquisition_routes(
         except PcoWriterError as exc:  # not JSON: refused like a bad value
             controller.refuse(str(exc), camera.writer_port if camera else None)
             raise
+        log.info("start request from %s: %s", request.client.host if request.client else "?",
+                 _summary(body))  # fmt: skip
         return await run_in_threadpool(controller.start, body, camera)
 
     @app.get("/status/{port}")
@@ -148,6 +153,12 @@ def _add_service_routes(app: FastAPI, controller: Controller, ports: list[int] |
         """How long the server has been up (pco_rclient sends a form body: drained)."""
         await request.body()
         return {"success": True, "service": service, "uptime": controller.uptime.text()}
+
+
+def _summary(body: dict[str, Any]) -> str:
+    keys = ("output_file", "dataset_name", "n_frames", "max_frames_per_file", "user_id",
+            "connection_address", "writer_rest_port")  # fmt: skip
+    return " ".join(f"{k}={str(body[k])[:200]!r}" for k in keys if k in body)
 
 
 def _json_body(model: type[BaseModel]) -> dict[str, Any]:

@@ -60,6 +60,8 @@ class Controller:
         max_writers: the most writer processes one acquisition may have (``n_writers``).
         allow_user_switch: run a writer as the request's ``user_id`` (needs root); otherwise
             the user id is only recorded.
+        log_scope: the logger whose records ``/server_log`` shows ('' for all of the
+            process's, as ``pco-writer server`` does; the journal of its service shows them).
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class Controller:
         token: str = "",
         allow_user_switch: bool = False,
         max_writers: int = DEFAULT_MAX_WRITERS,
+        log_scope: str = "pco_writer.control",
     ) -> None:
         self.data_root = data_root
         self.writer_host = writer_host
@@ -94,10 +97,10 @@ class Controller:
         headers = {TOKEN_HEADER: token} if token else {}
         self._http = httpx.Client(timeout=_WRITER_TIMEOUT, headers=headers)
         self._watcher = StatusWatcher(self._watched_ports, self._fetch_status)
-        control_log = logging.getLogger("pco_writer.control")
-        control_log.addHandler(self.logs)
-        if control_log.getEffectiveLevel() > logging.INFO:
-            control_log.setLevel(logging.INFO)
+        self._log = logging.getLogger(log_scope)
+        self._log.addHandler(self.logs)
+        if self._log.getEffectiveLevel() > logging.INFO:
+            self._log.setLevel(logging.INFO)
 
     # --- starting ---------------------------------------------------------------------------
 
@@ -452,7 +455,7 @@ class Controller:
         finally:
             self._watcher.close()
             self._http.close()
-            logging.getLogger("pco_writer.control").removeHandler(self.logs)
+            self._log.removeHandler(self.logs)
 
 
 def _stop_by_signal(run: WriterRun) -> dict[str, Any]:

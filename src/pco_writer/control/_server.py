@@ -34,6 +34,7 @@ class ControlServer:
         token: the shared secret of the state-changing routes; '' for none.
         allow_user_switch: run writers as the request's ``user_id`` (root only).
         max_writers: the most writer processes one acquisition may have.
+        log_scope: the logger whose lines ``/server_log`` shows ('' for all of the process's).
     """
 
     def __init__(
@@ -46,13 +47,14 @@ class ControlServer:
         token: str = "",
         allow_user_switch: bool = False,
         max_writers: int = DEFAULT_MAX_WRITERS,
+        log_scope: str = "pco_writer.control",
     ) -> None:
         root = (data_root or Path.cwd()).resolve()
         limits = config.limits if config else Limits()
         self.controller = Controller(
             root, writer_host=host, python=python, token=token,
             allow_user_switch=allow_user_switch, max_writers=max_writers,
-            start_timeout=limits.start_timeout,
+            start_timeout=limits.start_timeout, log_scope=log_scope,
         )  # fmt: skip
         self.controller.writer_defaults = config.writer_defaults() if config else {}
         cameras = config.cameras if config and config.cameras else []
@@ -71,11 +73,16 @@ class ControlServer:
         self.controller.control_url = self.servers[0].url
 
     @classmethod
-    def from_config(cls, config: ServerConfig, token: str = "") -> ControlServer:
-        """A server as a settings file says (the token read from its ``token_file``)."""
+    def from_config(
+        cls, config: ServerConfig, token: str = "", log_scope: str = "pco_writer.control"
+    ) -> ControlServer:
+        """A server as a settings file says (the token read from its ``token_file``);
+        ``pco-writer server`` shows all its process's log at ``/server_log`` (``log_scope``
+        '', what its service's journal shows)."""
         return cls(
             config.host, config.port, config, config.data_root, token=token,
             allow_user_switch=config.allow_user_switch, max_writers=config.max_writers,
+            log_scope=log_scope,
         )  # fmt: skip
 
     @property
