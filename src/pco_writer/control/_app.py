@@ -68,13 +68,15 @@ def _add_acquisition_routes(
                  _summary(body))  # fmt: skip
         return await run_in_threadpool(controller.start, body, camera)
 
+    # The read-only routes below answer from memory (the watcher keeps the writers' status):
+    # served on the event loop itself, they skip the thread-pool hop, as the writer's do.
     @app.get("/status/{port}")
-    def status_of(port: int) -> dict[str, Any]:
+    async def status_of(port: int) -> dict[str, Any]:
         """The status of the writer on ``port``, or its last run's statistics."""
         return controller.status(port)
 
     @app.get("/status")
-    def status() -> dict[str, Any]:
+    async def status() -> dict[str, Any]:
         """The status of this camera's writer (or of the latest one)."""
         port = camera.writer_port if camera else _latest_port(controller)
         return controller.status(port) if port else {"success": True, "status": "unknown"}
@@ -101,22 +103,22 @@ def _add_report_routes(
     guarded = token_required(lambda: controller.token)
 
     @app.get("/finished")
-    def finished() -> dict[str, Any]:
+    async def finished() -> dict[str, Any]:
         """The last run's statistics; ``success: false`` before any run."""
         return controller.last_statistics(ports)
 
     @app.get("/finished/{port}")
-    def finished_of(port: int) -> dict[str, Any]:
+    async def finished_of(port: int) -> dict[str, Any]:
         """The last run's statistics of the writer on ``port``."""
         return controller.last_statistics([port])
 
     @app.get("/error")
-    def error() -> dict[str, Any]:
+    async def error() -> dict[str, Any]:
         """The last run's error; ``success: false, error: null`` when there is none."""
         return controller.last_error(ports)
 
     @app.get("/error/{port}")
-    def error_of(port: int) -> dict[str, Any]:
+    async def error_of(port: int) -> dict[str, Any]:
         """The last run's error of the writer on ``port``."""
         return controller.last_error([port])
 
