@@ -385,6 +385,43 @@ def test_a_writer_saying_finished_reads_writing_until_its_statistics_are_stored(
     assert answer == {"status": "finished", "n_written_frames": 5, "success": True}
 
 
+class CountingWriter(StandInWriter):
+    """A writer whose status can change and that counts how often it was asked."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+        self._status = "receiving"
+
+    @property
+    def status(self) -> str:  # type: ignore[override]
+        self.asked += 1
+        return self._status
+
+
+def test_status_is_answered_from_the_watcher_not_asked_of_the_writer_per_request(
+    controller: Controller,
+) -> None:
+    writer = CountingWriter()
+    server = ServerThread(build_writer_app(writer), "127.0.0.1", 0).start()
+    try:
+        run = StandInRun(server.port)
+        controller._runs[run.port] = run  # type: ignore[assignment]
+        controller._watcher.heard(run.port, "receiving")  # as a start does
+        t0 = time.monotonic()
+        answers = [controller.status(run.port)["status"] for _ in range(2000)]
+        elapsed = time.monotonic() - t0
+        assert set(answers) == {"receiving"}
+        assert writer.asked <= 2 + 20 * elapsed  # ~one question per 0.1 s, not 2000
+        writer._status = "waiting for parameters"
+        time.sleep(0.35)
+        assert controller.status(run.port)["status"] == "waiting for parameters"
+        writer._status = "finished"  # not reported yet: still writing
+        time.sleep(0.35)
+        assert controller.status(run.port)["status"] == "writing"
+    finally:
+        server.stop()
+
+
 def test_a_dead_writer_without_statistics_reads_error_with_its_message(
     controller: Controller,
 ) -> None:
