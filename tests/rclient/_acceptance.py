@@ -59,20 +59,24 @@ class Camera:
         frames: frames to send (0: until the script ends).
         fps: frames per second (0: as fast as they are taken).
         interrupt: send the operator's Ctrl-C once the script waits and the frames are sent.
+        for_the_writer: send once the writer's API answers (the scripts check a running
+            writer before they wait: on a busy machine a writer can take seconds to start,
+            and a run that ended before the client saw it running is not what they test).
     """
 
     frames: int = 0
     fps: float = 10.0
     interrupt: bool = False
+    for_the_writer: bool = True
 
 
-# The debug camera while each script runs, and the order they run in on one server.
+# The debug camera while each script runs.
 DEBUG_SCRIPTS = {
     "pco_run_1.py": Camera(frames=10, interrupt=True),  # "quits on the wait method"
     "pco_run_2.py": Camera(),  # receives all frames
     "pco_run_3.py": Camera(frames=15, interrupt=True),  # two files, not all frames
     "pco_run_4.py": Camera(),  # two files, all frames
-    "pco_unittest.py": Camera(frames=20, fps=0.0),  # flush_cam_stream counts 20 frames
+    "pco_unittest.py": Camera(frames=20, fps=0.0, for_the_writer=False),  # flush counts 20
     "pco_run_5.py": Camera(),  # all frames, then a start with a taken dataset name
 }
 
@@ -97,6 +101,9 @@ class PacedCamera:
 
     def _run(self) -> None:
         frames, fps = self.behaviour.frames, self.behaviour.fps
+        while self.behaviour.for_the_writer and not _writer_answers():
+            if self._stop.wait(0.05):
+                return
         while not self._stop.is_set() and (not frames or self.n_sent < frames):
             if self._sock.poll(100, zmq.POLLOUT):
                 self._sock.send_multipart([camera_header(100 + self.n_sent, SHAPE), self._image])
@@ -109,6 +116,15 @@ class PacedCamera:
         self.thread.join(5)
         self._sock.close(linger=0)
         self._ctx.term()
+
+
+def _writer_answers() -> bool:
+    """A writer receives on 9555 (not the previous one, whose API lingers a moment)."""
+    try:
+        answer = httpx.get("http://127.0.0.1:9555/status", timeout=0.5).json()
+    except (httpx.HTTPError, ValueError):
+        return False
+    return isinstance(answer, dict) and answer.get("status") == "receiving"
 
 
 def rules(work: Path, client_dir: Path) -> list[tuple[str, str]]:
@@ -203,7 +219,8 @@ class Output:
 def run_script(
     script: Path, env: dict[str, str], interrupt: Callable[[str], bool] | None, timeout: float
 ) -> dict[str, Any]:
-    """Run one script to its end; send SIGINT once ``interrupt(output)`` says so."""
+    """Run one script to its end; send SIGINT once ``interrupt(output)`` says so. The result
+    is also added to ``results.jsonl`` beside the scripts, for a session that times out."""
     t0 = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, script.name], cwd=script.parent, env=env,
@@ -221,8 +238,11 @@ def run_script(
     code = proc.wait(10)
     output.close()
     seconds = round(time.monotonic() - t0, 2)
-    return {"script": script.name, "exit_code": code, "seconds": seconds,
-            "interrupted": interrupted, "output": output.text()}  # fmt: skip
+    result = {"script": script.name, "exit_code": code, "seconds": seconds,
+              "interrupted": interrupted, "output": output.text()}  # fmt: skip
+    with (script.parent / "results.jsonl").open("a") as log:
+        log.write(json.dumps(result) + "\n")
+    return result
 
 
 def waits_after(camera: PacedCamera) -> Callable[[str], bool]:
@@ -238,17 +258,20 @@ def waits_after(camera: PacedCamera) -> Callable[[str], bool]:
     return ready
 
 
-def debug_session(work: Path, scripts_in: Path, env: dict[str, str]) -> list[dict[str, Any]]:
-    """The debug scripts, one after another, against one control server on port 9901."""
+def debug_session(
+    work: Path, scripts_in: Path, env: dict[str, str], names: list[str]
+) -> list[dict[str, Any]]:
+    """Debug scripts, one after another, against one control server on port 9901."""
     server = start_server(["--port", "9901", "--data-root", str(work)], [9901],
                           work / "server.log")  # fmt: skip
     results = []
     try:
-        for name, behaviour in DEBUG_SCRIPTS.items():
+        for name in names:
+            behaviour = DEBUG_SCRIPTS[name]
             camera = PacedCamera(DEBUG_CAMERA, behaviour)
             try:
                 interrupt = waits_after(camera) if behaviour.interrupt else None
-                results.append(run_script(scripts_in / name, env, interrupt, timeout=90))
+                results.append(run_script(scripts_in / name, env, interrupt, timeout=60))
             finally:
                 camera.close()
     finally:
@@ -256,7 +279,9 @@ def debug_session(work: Path, scripts_in: Path, env: dict[str, str]) -> list[dic
     return results
 
 
-def simultaneous_session(work: Path, scripts_in: Path, env: dict[str, str]) -> list[dict[str, Any]]:
+def simultaneous_session(
+    work: Path, scripts_in: Path, env: dict[str, str], names: list[str]
+) -> list[dict[str, Any]]:
     """pco_run.py, then pco_simultaneous.py: two cameras on two control ports at once."""
     config = {"cameras": [
         {"name": name, "connection_address": c["camera"], "control_port": c["control"],
@@ -267,8 +292,7 @@ def simultaneous_session(work: Path, scripts_in: Path, env: dict[str, str]) -> l
     ports = [c["control"] for c in CAMERAS.values()]
     server = start_server(["--config", str(work / "cameras.json")], ports, work / "server.log")
     try:
-        return [run_script(scripts_in / name, env, None, timeout=90)
-                for name in ("pco_run.py", "pco_simultaneous.py")]  # fmt: skip
+        return [run_script(scripts_in / name, env, None, timeout=60) for name in names]
     finally:
         stop_server(server)
 
@@ -278,6 +302,7 @@ def main() -> None:
     p.add_argument("--session", choices=["debug", "simultaneous"], required=True)
     p.add_argument("--tests", type=Path, required=True, help="pco_rclient/tests of the client")
     p.add_argument("--work", type=Path, required=True, help="an empty temporary folder")
+    p.add_argument("scripts", nargs="+", help="the scripts to run, in this order")
     args = p.parse_args()
     set_up_namespace()
     import pco_rclient
@@ -301,7 +326,7 @@ def main() -> None:
         "PCO_STANDIN_CAMERAS": json.dumps({c["ioc"]: c["camera"] for c in CAMERAS.values()}),
     }
     session = debug_session if args.session == "debug" else simultaneous_session
-    results = session(args.work, scripts_in, env)
+    results = session(args.work, scripts_in, env, args.scripts)
     unused = [old for old, _ in replacements if old not in used]
     print(json.dumps({"results": results, "unused_rewrites": unused,
                       "server_log": (args.work / "server.log").read_text()[-20000:]}))  # fmt: skip

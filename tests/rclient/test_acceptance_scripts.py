@@ -62,14 +62,20 @@ def namespaces_or_skip() -> None:
         pytest.skip(f"cannot make network namespaces here ({probe.stderr.strip()})")
 
 
-def run_session(session: str, work: Path) -> dict[str, Any]:
+def run_session(session: str, work: Path, scripts: list[str]) -> dict[str, Any]:
     rclient_or_skip()
     namespaces_or_skip()
-    proc = subprocess.run(
-        [*NAMESPACES, sys.executable, str(HARNESS), "--session", session,
-         "--tests", str(VENDOR / "pco_rclient" / "tests"), "--work", str(work)],
-        capture_output=True, text=True, timeout=110, check=False,
-    )  # fmt: skip
+    try:
+        proc = subprocess.run(
+            [*NAMESPACES, sys.executable, str(HARNESS), "--session", session,
+             "--tests", str(VENDOR / "pco_rclient" / "tests"), "--work", str(work), *scripts],
+            capture_output=True, text=True, timeout=100, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        done = work / "scripts" / "results.jsonl"
+        lines = done.read_text().splitlines() if done.exists() else []
+        summary = [(r["script"], r["exit_code"], r["seconds"]) for r in map(json.loads, lines)]
+        raise AssertionError(f"the session took over 100 s; finished: {summary}") from None
     assert proc.returncode == 0, proc.stderr[-5000:]
     report: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["unused_rewrites"] == [], "a rewrite found nothing: the scripts changed?"
@@ -85,32 +91,47 @@ def unittest_outcomes(output: str) -> dict[str, str]:
     return {name: kind for kind, name in found}
 
 
-def test_the_debug_scripts_count_no_problem_of_ours(tmp_path: Path) -> None:
-    report = run_session("debug", tmp_path)
+def check_scripts(results: dict[str, dict[str, Any]]) -> None:
+    for script, result in results.items():
+        if script in EXPECTED_PROBLEMS:
+            expected = EXPECTED_PROBLEMS[script]
+            assert problems(result["output"]) == expected, result["output"][-4000:]
+            assert result["exit_code"] == len(expected), result["output"][-4000:]
+
+
+def frames_in_files(work: Path) -> list[int]:
+    """Frames in each file the debug scripts wrote (they number them all: _001.h5...)."""
+    counts = []
+    for path in sorted((work / "home/hax_l/software/lib_cpp_h5_writer/tomcat/output").iterdir()):
+        with h5py.File(path, "r") as f:
+            counts.append(len(f["exchange/data"]))
+    return counts
+
+
+def test_the_debug_scripts_that_stop_early_or_roll_over_count_no_problem(tmp_path: Path) -> None:
+    report = run_session("debug", tmp_path, ["pco_run_1.py", "pco_run_2.py", "pco_run_3.py"])
     results = {r["script"]: r for r in report["results"]}
-    for script, expected in EXPECTED_PROBLEMS.items():
-        result = results[script]
-        assert problems(result["output"]) == expected, result["output"][-4000:]
-        assert result["exit_code"] == len(expected), result["output"][-4000:]
+    check_scripts(results)
+    assert results["pco_run_1.py"]["interrupted"] and results["pco_run_3.py"]["interrupted"]
+    # run 1: 10 of 20 frames, then Ctrl-C and stop; run 2: 20; run 3: 15 in files of 10
+    assert frames_in_files(tmp_path) == [10, 20, 10, 5]
+
+
+def test_the_debug_scripts_of_whole_runs_count_only_their_own_problems(tmp_path: Path) -> None:
+    scripts = ["pco_run_4.py", "pco_unittest.py", "pco_run_5.py"]  # unittest reads run 4's
+    report = run_session("debug", tmp_path, scripts)
+    results = {r["script"]: r for r in report["results"]}
+    check_scripts(results)
     unittest = results["pco_unittest.py"]
     assert unittest_outcomes(unittest["output"]) == EXPECTED_UNITTEST, unittest["output"][-6000:]
     assert "Ran 18 tests" in unittest["output"] and unittest["exit_code"] == 1
-    assert results["pco_run_1.py"]["interrupted"] and results["pco_run_3.py"]["interrupted"]
-    outputs = tmp_path / "home/hax_l/software/lib_cpp_h5_writer/tomcat/output"
-    written = {}
-    for path in sorted(outputs.glob("*.h5")):
-        with h5py.File(path, "r") as f:
-            written[path.name[-7:]] = written.get(path.name[-7:], []) + [len(f["exchange/data"])]
-    # runs 1-5 write test<time>_001.h5 (the client numbers them); run 3 rolls over at 10
-    assert sorted(n for counts in written.values() for n in counts) == sorted(
-        [10, 20, 10, 5, 20, 20]
-    ), written
+    assert frames_in_files(tmp_path) == [20, 20]  # run 5's second start wrote nothing
 
 
 def test_pco_simultaneous_drives_two_cameras_on_two_control_ports_at_once(
     tmp_path: Path,
 ) -> None:
-    report = run_session("simultaneous", tmp_path)
+    report = run_session("simultaneous", tmp_path, ["pco_run.py", "pco_simultaneous.py"])
     results = {r["script"]: r for r in report["results"]}
     assert results["pco_run.py"]["exit_code"] == 0  # it only defines pco_test()
     out = results["pco_simultaneous.py"]["output"]
