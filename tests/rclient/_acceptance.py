@@ -23,9 +23,12 @@ Prints one JSON object: each script's exit code, output and time.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -40,6 +43,7 @@ import zmq
 
 from pco_writer.simulate import camera_header, make_frames
 
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _SIOCSIFADDR, _IFF_UP = 0x8913, 0x8914, 0x8916, 0x1
 HOST_NAME = "xbl-daq-32.psi.ch"
 DEBUG_CAMERA = "tcp://129.129.130.76:9999"
 SHAPE = (64, 80)
@@ -158,11 +162,17 @@ def rewrite(source: Path, target: Path, replacements: list[tuple[str, str]]) -> 
 
 
 def set_up_namespace() -> None:
-    """The debug set-up's network and host name (we are root of fresh namespaces)."""
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    address = DEBUG_CAMERA.removeprefix("tcp://").split(":")[0]
-    subprocess.run(["ip", "addr", "add", f"{address}/32", "dev", "lo"], check=True)
-    subprocess.run(["hostname", HOST_NAME], check=True)
+    """The debug set-up's network and host name (we are root of fresh namespaces): the
+    loopback up, the debug camera's address on it (as ``lo:1``), the host's name. With the
+    kernel's ioctls, so that no tool beyond ``unshare`` is needed."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH", fcntl.ioctl(sock, _SIOCGIFFLAGS, request)[:18])[1]
+        fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | _IFF_UP))
+        address = socket.inet_aton(DEBUG_CAMERA.removeprefix("tcp://").split(":")[0])
+        alias = struct.pack("16sH2x4s8x", b"lo:1", socket.AF_INET, address)
+        fcntl.ioctl(sock, _SIOCSIFADDR, alias)
+    socket.sethostname(HOST_NAME)
 
 
 def start_server(argv: list[str], ports: list[int], log: Path) -> subprocess.Popen[bytes]:

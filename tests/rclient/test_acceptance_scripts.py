@@ -54,12 +54,11 @@ EXPECTED_UNITTEST = {
 
 def namespaces_or_skip() -> None:
     """Skip, saying why, where this machine cannot give a process its own namespaces."""
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        pytest.skip("needs unshare (util-linux) and ip (iproute2) for namespaces of its own")
-    probe = subprocess.run([*NAMESPACES, "ip", "link", "set", "lo", "up"],
-                           capture_output=True, text=True, check=False)  # fmt: skip
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare (util-linux) to give the scripts namespaces of their own")
+    probe = subprocess.run([*NAMESPACES, "true"], capture_output=True, text=True, check=False)
     if probe.returncode != 0:
-        pytest.skip(f"cannot make network namespaces here ({probe.stderr.strip()})")
+        pytest.skip(f"cannot make namespaces here ({probe.stderr.strip()})")
 
 
 def run_session(session: str, work: Path, scripts: list[str]) -> dict[str, Any]:
