@@ -300,6 +300,9 @@ def simultaneous_session(
     ]}  # fmt: skip
     (work / "cameras.json").write_text(json.dumps(config))
     ports = [c["control"] for c in CAMERAS.values()]
+    # pco_test() makes its output folder when it is not there (isdir, then makedirs): its two
+    # processes race, and the loser dies of FileExistsError. At the beamline it was there.
+    (work / "sls/X02DA/data/e18600/Data10/pco_test").mkdir(parents=True)
     server = start_server(["--config", str(work / "cameras.json")], ports, work / "server.log")
     try:
         return [run_script(scripts_in / name, env, None, timeout=60) for name in names]
