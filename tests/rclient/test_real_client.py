@@ -75,6 +75,8 @@ def test_one_scan_every_call_before_during_and_after_it(
         conf = pco.configure(output_file=str(output), dataset_name="data", n_frames=30,
                              user_id=503, max_frames_per_file=100)  # fmt: skip
         assert conf == pco.get_configuration() and pco.validate_configuration() is True
+        pco.assert_filenumber_placeholder()  # 100 frames a file > 30: no number
+        assert pco.output_file == str(output)
         assert (conf["output_file"], conf["n_frames"], conf["writer_rest_port"]) == (
             str(output),
             "30",
