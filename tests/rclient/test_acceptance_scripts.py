@@ -72,9 +72,13 @@ def run_session(session: str, work: Path, scripts: list[str]) -> dict[str, Any]:
         )  # fmt: skip
     except subprocess.TimeoutExpired:
         done = work / "scripts" / "results.jsonl"
-        lines = done.read_text().splitlines() if done.exists() else []
-        summary = [(r["script"], r["exit_code"], r["seconds"]) for r in map(json.loads, lines)]
-        raise AssertionError(f"the session took over 100 s; finished: {summary}") from None
+        results = list(map(json.loads, done.read_text().splitlines())) if done.exists() else []
+        summary = [(r["script"], r["exit_code"], r["seconds"]) for r in results]
+        killed = [f"{r['script']}:\n{r['output'][-3000:]}" for r in results if r["exit_code"] < 0]
+        log = (work / "server.log").read_text()[-6000:] if (work / "server.log").exists() else ""
+        raise AssertionError(
+            f"the session took over 100 s; finished: {summary}\n{''.join(killed)}\n{log}"
+        ) from None
     assert proc.returncode == 0, proc.stderr[-5000:]
     report: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["unused_rewrites"] == [], "a rewrite found nothing: the scripts changed?"
