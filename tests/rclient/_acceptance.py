@@ -317,6 +317,9 @@ def main() -> None:
     p.add_argument("--work", type=Path, required=True, help="an empty temporary folder")
     p.add_argument("scripts", nargs="+", help="the scripts to run, in this order")
     args = p.parse_args()
+    # The operator's Ctrl-C must reach the scripts: a shell that ran the tests with `&`
+    # passed SIGINT on ignored, and a child keeps an ignored signal ignored.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     set_up_namespace()
     import pco_rclient
 
