@@ -148,6 +148,7 @@ class FrameLedger:
     _dropped: Counter[str] = field(default_factory=Counter, init=False)
     _rejected: Counter[str] = field(default_factory=Counter, init=False)
     _last_fill: float = field(default=0.0, init=False)
+    _seen_last: bool = field(default=False, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     # -- the start -------------------------------------------------------------------------
@@ -263,9 +264,18 @@ class FrameLedger:
             return True
         tail = min(n, TAIL)
         most_of_the_tail = 2 * self._placed.count(n - tail, n) >= tail
-        at_the_end = self._placed.stop >= n or self._rejected["beyond_n_frames"] > 0
+        at_the_end = (
+            self._placed.stop >= n or self._seen_last or self._rejected["beyond_n_frames"] > 0
+        )
         settled = self.clock() - self._last_fill >= self.settle_s
         return most_of_the_tail and at_the_end and settled
+
+    def saw(self, frame_id: int) -> None:
+        """A frame was received that is not placed yet (the master of several writers holds
+        frames until every part has passed them): the last requested id, or one beyond,
+        counts as the stream reaching the end of the range."""
+        if self.decided and self.n_frames and frame_id - self._first_id >= self.n_frames - 1:
+            self._seen_last = True
 
     @property
     def covered(self) -> int:

@@ -225,6 +225,18 @@ def test_a_run_whose_stream_went_past_its_end_completes_without_its_lost_last_fr
     assert ledger.complete and ledger.snapshot().n_never_received == 3
 
 
+def test_the_last_frame_read_but_not_yet_placed_counts_as_the_end_of_the_stream() -> None:
+    """The master of several writers holds a part's frames until every part passed them."""
+    clock = Clock()
+    ledger = FrameLedger(20, settle_s=0.25, clock=clock)
+    ledger.decide(frames(0))
+    accepted(ledger, *(i for i in range(19) if i != 7))  # 19 is read, 7 is lost
+    clock.now += 1.0
+    assert not ledger.complete
+    ledger.saw(19)
+    assert ledger.complete and ledger.snapshot().n_never_received == 2
+
+
 def test_a_run_with_a_lost_frame_completes_once_the_stream_reached_its_end_and_settled() -> None:
     clock = Clock()
     ledger = FrameLedger(100, settle_s=0.25, clock=clock)

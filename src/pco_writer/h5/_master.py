@@ -78,6 +78,8 @@ class MasterBuilder:
             fresh, self._held = self._held, []
         self._waiting.extend(fresh)
         self._waiting.sort(key=by_id)
+        if self._waiting:  # the end of the stream may be read before it can be placed
+            self.ledger.saw(self._waiting[-1].header.frame)
         ready = len(self._waiting) if final else self._up_to(self._watermark())
         if ready:
             self._place(self._waiting[:ready])

@@ -76,16 +76,15 @@ class PartLayout:
         self.attributes = attributes or {}
 
     def check(self, path: Path, dataset_name: str) -> None:
-        """A part is always a new file: one left by an earlier run is refused."""
+        """A part is always a new file: one left by an earlier run is refused. Its folder,
+        the master's, is made by the sink (``H5Sink.check``, below the data root)."""
         if path.exists():
             raise OutputError(
                 f"part file {path} exists already (from an earlier acquisition of this dataset "
                 "name?); remove it or choose another dataset name"
             )
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"cannot create the folder of part file {path}: {exc}") from None
+        if not path.parent.is_dir():
+            raise OutputError(f"cannot write part file {path}: folder {path.parent} does not exist")
 
     def open(
         self, path: Path, dataset_name: str, first_index: int, n_requested: int, rows: Rows
