@@ -7,6 +7,8 @@ httpx's request lines.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import subprocess
 import sys
 import threading
@@ -161,7 +163,10 @@ def test_ctrl_c_during_acquire_stops_the_writer_instead_of_leaving_it_running(
     server: ControlServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     writer_port = free_port()
-    with camera(frames=0, fps=50) as (address, _):
+    # a suite started in the background (`&`) inherits SIGINT ignored: Ctrl-C must reach us
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    with contextlib.ExitStack() as restore, camera(frames=0, fps=50) as (address, _):
+        restore.callback(signal.signal, signal.SIGINT, previous)
         statistics = f"http://127.0.0.1:{writer_port}/statistics"
         interrupt = threading.Thread(target=_interrupt_when_writing, args=(statistics,))
         interrupt.start()
