@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
@@ -35,9 +36,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     from pco_writer.errors import PcoWriterError
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the writer takes its signals before the parser's imports (~0.2 s): a SIGTERM while it
+    # starts is then a clean stop, not a silent death (only the interpreter's start is left)
+    signals = _Signals() if _command_in(argv) == "write" else None
     args = build_parser().parse_args(argv)
+    args.signals = signals
     _setup_logging(args.verbose)
     handler: Callable[[argparse.Namespace], int] = args.handler
+    python_format, warnings.formatwarning = warnings.formatwarning, _warning_line
     try:
         return handler(args)
     except PcoWriterError as exc:  # a mistake at the door: one line, no traceback
@@ -46,6 +53,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"pco-writer {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        warnings.formatwarning = python_format
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The sub-command named in ``argv`` (its first word that is no option)."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,7 +175,10 @@ def _add_repair(commands: Any) -> None:
         "files", nargs="+", metavar="FILE",
         help="HDF5 file(s); a roll-over template (scan_%%03d.h5) names each of its files",
     )  # fmt: skip
-    p.add_argument("--layout", default="tomcat", help="the layout the file was written in")
+    p.add_argument(
+        "--layout", default=None,
+        help="the layout the file was written in (default: the built-in one it fits)",
+    )  # fmt: skip
     p.add_argument(
         "--dataset-name", default=None, help="the acquisition to end (default: every one not ended)"
     )
@@ -173,11 +190,11 @@ def _add_repair(commands: Any) -> None:
 def _run_repair(args: argparse.Namespace) -> int:
     from pco_writer.errors import PcoWriterError
     from pco_writer.h5 import OutputFiles
-    from pco_writer.h5._repair import repair_file
+    from pco_writer.h5._repair import guess_layout, repair_file
     from pco_writer.layouts import load_layout
 
     try:
-        layout = load_layout(args.layout)
+        layout = load_layout(args.layout) if args.layout else None
     except PcoWriterError as exc:
         log.error("cannot repair: %s", exc)
         return EXIT_USAGE
@@ -190,7 +207,8 @@ def _run_repair(args: argparse.Namespace) -> int:
             failed = True
         for number in numbers:
             try:
-                done = repair_file(files.path(number), layout, args.reason, args.by,
+                path = files.path(number)
+                done = repair_file(path, layout or guess_layout(path), args.reason, args.by,
                                    args.dataset_name)  # fmt: skip
                 print(done.describe())
             except PcoWriterError as exc:
@@ -201,7 +219,7 @@ def _run_repair(args: argparse.Namespace) -> int:
 
 def _run_write(args: argparse.Namespace) -> int:
     """The writer process: whatever the end, its last output is one exit record."""
-    signals = _Signals()  # first: a SIGTERM while the process starts ends it cleanly too
+    signals = getattr(args, "signals", None) or _Signals()  # a SIGTERM while it starts: clean
     log.info("starting the writer (pid %d)", os.getpid())
     from pco_writer.exit_record import ExitRecord
 
@@ -322,6 +340,11 @@ class _Signals:
         log.warning("signal %d: %s", signum, what if self._calls else "not started yet")
         if self._calls:
             self._calls[min(self.count, 2) - 1]()
+
+
+def _warning_line(message: Warning | str, *_: object, **__: object) -> str:
+    """A warning on the command line: one line in the user's words, no source path."""
+    return f"pco-writer: warning: {message}\n"
 
 
 def _setup_logging(verbose: bool) -> None:

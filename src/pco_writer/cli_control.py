@@ -184,7 +184,7 @@ def _run_acquire(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     print(stats.summary())
     print(_summary(stats.as_dict()))
-    return EXIT_OK
+    return EXIT_FAILED if stats.end_reason == "killed" else EXIT_OK  # frames were dropped
 
 
 def _acquire_settings(args: argparse.Namespace) -> dict[str, Any]:

@@ -12,17 +12,21 @@ nothing else keeps a count of frames. The fates of one frame::
 
 **Where the acquisition starts** (docs/decisions/0041-frame-ledger.md). No single message
 decides it. The first frames are held until a short window is full (``window_frames``
-frames, ``window_s`` seconds, or the end of the stream); the kind (shape, type, byte order)
-most of them share, then the largest group of their ids that lie within ``max_frame_gap`` of
-each other, win; the first frame id is the smallest id of that group. A stray first frame, or
-one overtaken by the next, costs nothing.
+frames; or ``window_s`` seconds once two frames of one kind, at most ``CLOSE`` ids apart,
+show that a stream flows; or the end of the stream); the kind (shape, type, byte order) most
+of them share, then the largest group of their ids that lie within ``max_frame_gap`` of each
+other, win; the first frame id is the smallest id of that group. A stray first frame, however
+long before the stream, or one overtaken by the next, costs nothing. One of several writers
+does not know where the acquisition starts (the acquisition decides that over all writers):
+it places frames by id, and decides only their kind, after ``LONE_S`` on a lone frame.
 
 **When it is complete** (``n_frames > 0``): once every requested index is in; or once the
 stream has passed the end of the range and no missing frame of the range has come for
 ``settle_s`` seconds. Passed the end: at least half of the last ``TAIL`` requested frames are
 in, and the last requested frame or a frame beyond the range came (a camera that pauses, or
 sends a frame every second, has not passed the end; docs/decisions/0073-a-pause-is-not-the-end.md).
-A frame beyond the range does not end the run by itself.
+Frames beyond the range pass the end only as a stream does, two with consecutive ids: a stray
+frame beyond the range ends nothing.
 """
 
 from __future__ import annotations
@@ -38,12 +42,14 @@ from pco_writer.protocol import FrameHeader
 from pco_writer.runs import RunSet
 from pco_writer.settings import DEFAULT_MAX_FRAME_GAP
 
-__all__ = ["FrameLedger", "LedgerSnapshot", "Placement", "choose_start"]
+__all__ = ["FrameLedger", "LedgerSnapshot", "Placement", "choose_start", "flowing"]
 
 WINDOW_FRAMES = 32
 WINDOW_S = 0.25
 SETTLE_S = 0.25
 TAIL = 32
+CLOSE = 64  # two frames this close in id are a stream (above the most writers' stride)
+LONE_S = 2.0  # one of several writers decides a lone frame's kind after this long
 
 Kind = tuple[tuple[int, ...], str, str]
 
@@ -148,7 +154,9 @@ class FrameLedger:
     _dropped: Counter[str] = field(default_factory=Counter, init=False)
     _rejected: Counter[str] = field(default_factory=Counter, init=False)
     _last_fill: float = field(default=0.0, init=False)
-    _seen_last: bool = field(default=False, init=False)
+    _passed_end: bool = field(default=False, init=False)  # the stream reached the end
+    _beyond: tuple[int, int] = field(default=(-1, 0), init=False)  # last id, ids in a row
+    _complete: bool = field(default=False, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     # -- the start -------------------------------------------------------------------------
@@ -163,9 +171,16 @@ class FrameLedger:
         """The id at index 0, -1 while not decided."""
         return self._first_id
 
-    def window_full(self, n_held: int, held_since: float) -> bool:
-        """True when ``n_held`` frames, held since ``held_since``, are enough to decide."""
-        return n_held >= self.window_frames or self.clock() - held_since >= self.window_s
+    def window_full(self, held: Sequence[ReceivedFrame], held_since: float) -> bool:
+        """True when the frames ``held`` since ``held_since`` are enough to decide."""
+        if len(held) >= self.window_frames:
+            return True
+        waited = self.clock() - held_since
+        if waited < self.window_s:
+            return False
+        if not self.sees_all:
+            return waited >= LONE_S or flowing([f.header for f in held])
+        return self.n_frames == 1 or flowing([f.header for f in held])
 
     def decide(self, frames: Sequence[ReceivedFrame]) -> None:
         """Fix the kind and first frame id from the first frames (in arrival order).
@@ -199,6 +214,13 @@ class FrameLedger:
                 h = f.header
                 if (h.shape, h.type, h.endianness) != kind:
                     reason = "shape_changed" if h.shape != kind[0] else "type_changed"
+                elif not self.sees_all:  # the acquisition places it; here: duplicates
+                    if not placed.add(h.frame):
+                        reason = "duplicate_frame_id"
+                    else:
+                        f.index = h.frame
+                        accepted.append(f)
+                        continue
                 else:
                     index = h.frame - first
                     if index < 0:
@@ -207,6 +229,7 @@ class FrameLedger:
                         reason = "implausible_frame_id"
                     elif n and index >= n:
                         reason = "beyond_n_frames"
+                        self._passing(h.frame)
                     elif not placed.add(index):
                         reason = "duplicate_frame_id"
                     else:
@@ -256,7 +279,13 @@ class FrameLedger:
 
     @property
     def complete(self) -> bool:
-        """True when the requested frames are in, or the stream has passed their end."""
+        """True when the requested frames are in, or the stream has passed their end; once
+        True, it stays so (frames placed late, at the end of the run, change nothing)."""
+        if not self._complete:
+            self._complete = self._is_complete()
+        return self._complete
+
+    def _is_complete(self) -> bool:
         n = self.n_frames
         if not n or not self.decided:
             return False
@@ -264,18 +293,28 @@ class FrameLedger:
             return True
         tail = min(n, TAIL)
         most_of_the_tail = 2 * self._placed.count(n - tail, n) >= tail
-        at_the_end = (
-            self._placed.stop >= n or self._seen_last or self._rejected["beyond_n_frames"] > 0
-        )
+        at_the_end = self._placed.stop >= n or self._passed_end
         settled = self.clock() - self._last_fill >= self.settle_s
         return most_of_the_tail and at_the_end and settled
 
     def saw(self, frame_id: int) -> None:
         """A frame was received that is not placed yet (the master of several writers holds
-        frames until every part has passed them): the last requested id, or one beyond,
-        counts as the stream reaching the end of the range."""
-        if self.decided and self.n_frames and frame_id - self._first_id >= self.n_frames - 1:
-            self._seen_last = True
+        frames until every part has passed them): the last requested id, or frames beyond
+        as a stream sends them, count as the stream reaching the end of the range."""
+        if not (self.decided and self.n_frames):
+            return
+        index = frame_id - self._first_id
+        if index == self.n_frames - 1:
+            self._passed_end = True
+        elif index >= self.n_frames:
+            self._passing(frame_id)
+
+    def _passing(self, frame_id: int) -> None:
+        """Count ``frame_id``, beyond the range, into the run of consecutive ids beyond it."""
+        last, in_a_row = self._beyond
+        if frame_id != last:
+            self._beyond = (frame_id, in_a_row + 1 if frame_id == last + 1 else 1)
+            self._passed_end = self._passed_end or self._beyond[1] >= 2
 
     @property
     def covered(self) -> int:
@@ -320,6 +359,18 @@ class FrameLedger:
                 rejected_by_reason=dict(self._rejected),
                 complete=self.complete,
             )
+
+
+def flowing(headers: Sequence[FrameHeader]) -> bool:
+    """True when two of ``headers``, of the kind most of them share, are at most ``CLOSE``
+    ids apart: a stream flows (one frame, or frames far apart, may be strays)."""
+    kinds: Counter[Kind] = Counter(kind_of(h) for h in headers)
+    top = max(kinds.values(), default=0)
+    for kind in (k for k, n in kinds.items() if n == top and n >= 2):
+        ids = sorted(h.frame for h in headers if kind_of(h) == kind)
+        if any(0 < b - a <= CLOSE for a, b in zip(ids, ids[1:], strict=False)):
+            return True
+    return False
 
 
 def choose_start(headers: Sequence[FrameHeader], max_gap: int) -> tuple[Kind, int]:

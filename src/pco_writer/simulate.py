@@ -23,6 +23,7 @@ import numpy.typing as npt
 import zmq
 
 from pco_writer.errors import ConfigError
+from pco_writer.protocol import DTYPE_NAMES
 
 __all__ = ["CameraSimulator", "make_frames", "camera_header", "read_capture", "replay_capture"]
 
@@ -60,6 +61,20 @@ def make_frames(
     return frames
 
 
+def _check_image(shape: tuple[int, ...], dtype: str) -> None:
+    """Refuse frames the Array-1.0 stream cannot carry, before any is made."""
+    if dtype not in DTYPE_NAMES:
+        raise ConfigError(
+            f"pixel type {dtype!r} is not one Array-1.0 carries; choose one of "
+            f"{', '.join(DTYPE_NAMES)}"
+        )
+    if len(shape) not in (2, 3) or min(shape) < 1:
+        raise ConfigError(
+            f"image shape {list(shape)} is not 2 or 3 positive numbers; give rows then "
+            "columns, e.g. --shape 2160 2560"
+        )
+
+
 @dataclass
 class CameraSimulator:
     """A camera: binds PUSH and sends ``frames`` frames (0: until stopped).
@@ -91,6 +106,13 @@ class CameraSimulator:
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _ctx: zmq.Context[Any] = field(default_factory=zmq.Context, repr=False)
     _sock: zmq.Socket[Any] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        try:
+            _check_image(self.shape, self.dtype)
+        except ConfigError:
+            self._ctx.term()
+            raise
 
     def bind(self) -> str:
         """Bind the PUSH socket; returns the address actually bound (with the real port).

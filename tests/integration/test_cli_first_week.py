@@ -178,6 +178,27 @@ def test_ctrl_c_during_acquire_stops_the_writer_instead_of_leaving_it_running(
     assert "Ctrl-C: stopping the writer" in out and "stopped: " in out
 
 
+def test_acquire_exits_1_when_someone_kills_its_writer(
+    server: ControlServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    writer_port = free_port()
+    with camera(frames=0, fps=50) as (address, _):
+        writer = f"http://127.0.0.1:{writer_port}"
+        killer = threading.Thread(target=_kill_when_writing, args=(writer,))
+        killer.start()
+        code = acquire(server, "--connect", address, "--output", str(tmp_path / "k.h5"),
+                       writer_port=writer_port)  # until stopped  # fmt: skip
+        killer.join(30)
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert "killed: " in out
+
+
+def _kill_when_writing(writer_url: str) -> None:
+    wait_for(lambda: _written(f"{writer_url}/statistics") >= 5, 30, "5 frames written")
+    httpx.get(f"{writer_url}/kill", timeout=10)  # from another terminal
+
+
 def _interrupt_when_writing(statistics_url: str) -> None:
     import _thread
 

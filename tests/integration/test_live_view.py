@@ -57,8 +57,8 @@ def test_a_viewer_gets_every_nth_frame_as_array_1_0_with_raw_pixels(
         messages = []
         for i in range(40):
             cam.send(frame(1000 + i))
-            if i % 10 == 0:  # a viewer that keeps up: wait for the frame to come out
-                messages.append(receive_one(sub))
+            if i % 10 == 1:  # a viewer that keeps up: wait for the frame to come out (the
+                messages.append(receive_one(sub))  # first once a second shows a stream)
         stats = finish(writer)
         assert not sub.poll(300), "only every 10th frame is published"
     assert stats["n_written_frames"] == 40
@@ -131,15 +131,16 @@ def test_with_several_writers_the_preview_and_the_stream_come_from_the_writers(
                     messages.append(sub.recv_multipart())
             during = writer.preview()
             stats = finish(writer, timeout=60)
-            preview = writer.preview()  # the last one asked for, kept once the writers ended
+            preview = writer.preview()  # after the run: the master's last frame, from its part
         finally:
             if not writer.done:
                 writer.kill()
             assert writer.wait(30)
     assert stats["n_written_frames"] == 60
-    assert during is not None and preview is not None and 1000 <= preview.frame_id < 1060
-    assert preview.frame_id == during.frame_id
-    assert preview.index == preview.frame_id - 1000, "the acquisition's index, not a writer's"
+    assert during is not None and 1000 <= during.frame_id < 1060
+    assert preview is not None and (preview.frame_id, preview.shape) == (1059, SHAPE)
+    assert preview.index == 59, "the acquisition's index, not a writer's"
+    assert preview.png.startswith(b"\x89PNG")
     assert sum(stats["write_latency"]["counts"]) >= 2, "both writers' batches"
     assert len(messages) >= 3, "the first writer publishes about every 4th frame"
     for header_part, payload in messages:

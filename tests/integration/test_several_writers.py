@@ -158,6 +158,8 @@ def test_a_writer_that_dies_ends_the_run_and_the_others_frames_are_kept(tmp_path
     assert stats["status"] == "error"
     assert "writer 1 of 2" in stats["end_reason"] and "SIGKILL" in stats["end_reason"]
     assert stats["n_written_frames"] == 100  # every frame was flushed before the kill
+    dead = stats["writers"][1]
+    assert (dead["status"], dead["end_reason"]) == ("error", "error: died (SIGKILL)"), dead
     attrs, _ = check_master(output, list(range(FIRST, FIRST + 100)))
     assert "writer 1 of 2" in str(attrs["end_reason"])
 
@@ -302,6 +304,7 @@ def test_a_writer_that_gets_no_frame_is_no_failure_of_the_acquisition(tmp_path: 
         cam.send(frame(FIRST))  # one frame for three writers
         stats = finish(writer)
     assert (stats["end_reason"], stats["n_written_frames"], stats["error"]) == ("completed", 1, "")
+    assert len(stats["parts"]) == 1, "only the part of the writer that got the frame exists"
     check_master(output, [FIRST])
 
 

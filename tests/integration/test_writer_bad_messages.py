@@ -40,7 +40,7 @@ def bad_messages() -> list[tuple[str, list[bytes]]]:
         ("type_changed", [header(type="int16"), payload]),
         ("duplicate_frame_id", frame(FIRST)),
         ("frame_before_first", frame(FIRST - 1)),
-        ("implausible_frame_id", frame(FIRST + 100_001)),
+        ("implausible_frame_id", frame(FIRST + 1 + 100_001)),  # past the gap from FIRST + 1
     ]
 
 
@@ -52,10 +52,10 @@ def test_bad_messages_are_counted_by_reason_and_good_frames_stay_exact(tmp_path)
         running_writer(connect=cam.address, output=str(output), n_frames=3) as writer,
     ):
         cam.send(frame(FIRST))
-        wait_until_written(writer, 1)  # the start is decided (ADR 0041): these come after it
+        cam.send(frame(FIRST + 1))
+        wait_until_written(writer, 2)  # the start is decided (ADR 0041): these come after it
         for _, message in bad:
             cam.send(message)
-        cam.send(frame(FIRST + 1))
         cam.send(frame(FIRST + 2))
         stats = finish(writer)
     expected: dict[str, int] = {}

@@ -85,19 +85,21 @@ def _roll_over(
     """Roll-over files of the frames ``sent``; with ``stop``, the writer is stopped once they
     are all written (and its sink appended to ``sink``).
 
-    The first frame is written before the others are sent: frames that come in the first
-    window are placed sorted by id (ADR 0041), and these tests are about the order after it.
+    The first two frames (a stream flowing) are written before the others are sent: frames
+    that come in the first window are placed sorted by id (ADR 0041), and these tests are
+    about the order after it.
     """
     with camera() as cam, running_writer(
         connect=cam.address, output=str(tmp_path / "scan_%03d.h5"), n_frames=n_frames,
         max_frames_per_file=per_file,
     ) as writer:  # fmt: skip
         cam.send(frame(FIRST + sent[0]))
+        cam.send(frame(FIRST + sent[1]))
         deadline = time.monotonic() + 10
-        while writer.statistics()["n_written_frames"] < 1:
-            assert time.monotonic() < deadline, "the first frame was not written in 10 s"
+        while writer.statistics()["n_written_frames"] < 2:
+            assert time.monotonic() < deadline, "the first frames were not written in 10 s"
             time.sleep(0.02)
-        for i in sent[1:]:
+        for i in sent[2:]:
             cam.send(frame(FIRST + i))
         while stop and writer.statistics()["n_written_frames"] < len(sent):
             assert time.monotonic() < deadline, "the frames sent were not written in 10 s"
@@ -376,6 +378,31 @@ def test_sigterm_while_the_writer_starts_ends_it_with_exit_0_and_says_so(tmp_pat
     assert "signal 15" in err
     assert json.loads(out)["status"] == "finished"  # the exit record
     assert not output.exists()
+
+
+def test_sigterm_while_the_command_line_is_parsed_ends_the_writer_with_exit_0(
+    tmp_path: Path,
+) -> None:
+    """The parser's imports take ~0.2 s: a SIGTERM in them killed the writer (exit 143)."""
+    output = tmp_path / "parsed.h5"
+    script = (
+        "import os, signal, sys\n"
+        "from pco_writer import cli\n"
+        "parser = cli.build_parser\n"
+        "def build():\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    return parser()\n"
+        "cli.build_parser = build\n"
+        "sys.exit(cli.main(sys.argv[1:]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, "write", "--connect", "tcp://127.0.0.1:9",
+         "--output", str(output)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "signal 15: not started yet" in done.stderr
+    assert json.loads(done.stdout)["status"] == "finished"
 
 
 def test_the_cli_refuses_a_taken_dataset_name_with_exit_2_and_a_clear_message(

@@ -167,10 +167,14 @@ class TomcatFile:
     def n_unflushed(self) -> int:
         return self.n_written  # on the safe side: the reference does not track flushes
 
+    def create(self, first: ReceivedFrame) -> None:
+        """Create the file for frames like ``first``, if not yet."""
+        if self._file is None:
+            self._open(first.header)
+
     def write(self, frames: Sequence[ReceivedFrame]) -> None:
         """Write the chunks of ``frames`` (all of this file) and keep their header values."""
-        if self._file is None:
-            self._open(frames[0].header)
+        self.create(frames[0])
         assert self._meta is not None
         extent = max(f.index for f in frames) - self.first_index + 1
         if extent > self._data.shape[0]:

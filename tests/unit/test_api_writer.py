@@ -31,6 +31,7 @@ class FakeWriter:
         self.callbacks: list[Callable[[Any], None]] = []
         self.done = False
         self.ends_when_told = True
+        self.reports_slowly = False
         self.end_reason = ""
         self.dropped = 0
         self.shown: Preview | None = None
@@ -49,6 +50,7 @@ class FakeWriter:
         self.calls.append("stop")
         if self.ends_when_told:
             self.status, self.done, self.end_reason = "finished", True, "stopped"
+            self.done = not self.reports_slowly  # its done callbacks still run
 
     def kill(self) -> None:
         self.calls.append("kill")
@@ -140,6 +142,16 @@ def test_stop_answers_the_state_it_led_to_not_the_one_before(
     answer = api.get("/stop").json()
     assert writer.calls == ["stop"]
     assert answer["success"] is True and answer["status"] == "finished"
+    assert answer["message"] == "stopped: 3 of 10 written"
+
+
+def test_stop_says_how_the_run_ended_while_the_writer_still_reports_its_end(
+    api: httpx.Client, writer: FakeWriter
+) -> None:
+    """The files are closed (status finished) before the done callbacks have run."""
+    writer.reports_slowly = True
+    answer = api.get("/stop").json()
+    assert answer["status"] == "finished"
     assert answer["message"] == "stopped: 3 of 10 written"
 
 

@@ -59,6 +59,22 @@ def test_simulate_on_a_busy_port_is_one_line_not_a_traceback(
     assert "another camera or simulator uses it" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--dtype", "floaty"], "pixel type 'floaty' is not one Array-1.0 carries"),
+        (["--shape", "2"], "image shape [2] is not 2 or 3 positive numbers"),
+        (["--shape", "4", "0"], "image shape [4, 0] is not 2 or 3 positive numbers"),
+    ],
+)
+def test_simulate_with_a_bad_pixel_type_or_shape_is_one_line_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], args: list[str], said: str
+) -> None:
+    assert main(["simulate", "--bind", "tcp://127.0.0.1:*", "--frames", "1", *args]) == 2
+    err = capsys.readouterr().err
+    assert f"pco-writer simulate: error: {said}" in err and "Traceback" not in err
+
+
 def test_replaying_a_folder_without_a_capture_is_one_line(
     tmp_path: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:

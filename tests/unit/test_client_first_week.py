@@ -162,6 +162,18 @@ def test_the_bar_says_when_no_frame_has_come_for_a_few_seconds() -> None:
         bar.close()
 
 
+def test_the_bar_draws_the_notice_while_no_frame_comes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 17.2: the notice was kept but not drawn until the bar closed."""
+    bar = Progress(True, 10, "data", "tcp://127.0.0.1:1", clock=FakeClock())
+    try:
+        bar.update(receiving(0, 6.0))
+        assert "no frame from tcp://127.0.0.1:1 for 6 s" in capsys.readouterr().err
+    finally:
+        bar.close()
+
+
 def test_without_a_bar_the_log_says_it_less_and_less_often(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

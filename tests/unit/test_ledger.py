@@ -127,14 +127,82 @@ def test_a_tie_goes_to_the_frames_that_came_last() -> None:
     assert choose_start([f.header for f in frames(5, 10**12)], 100)[1] == 10**12
 
 
-def test_the_window_is_full_after_enough_frames_or_enough_time() -> None:
+def test_the_window_is_full_after_enough_frames_or_enough_time_with_a_stream_flowing() -> None:
     clock = Clock()
     ledger = FrameLedger(window_frames=4, window_s=0.25, clock=clock)
-    assert not ledger.window_full(3, clock.now)
-    assert ledger.window_full(4, clock.now)
     since = clock.now
+    assert not ledger.window_full(frames(0, 1, 2), since)
+    assert ledger.window_full(frames(10**15, 7, 10**9, 3), since)  # enough frames: decide
     clock.now += 0.3
-    assert ledger.window_full(1, since)
+    assert ledger.window_full(frames(0, 1), since)
+    assert ledger.window_full(frames(5, 0, 7), since)
+
+
+@pytest.mark.parametrize(
+    "held",
+    [
+        [frame(1001)],  # a lone frame: left over from the last scan, or the first of this one
+        [frame(1001), frame(0)],  # two far apart: which one is the stream?
+        [frame(10**15), frame(0)],
+        [frame(0, (9, 9)), frame(1)],  # two kinds, one frame each
+    ],
+)
+def test_the_window_waits_for_a_stream_however_long_a_stray_was_alone(
+    held: list[ReceivedFrame],
+) -> None:
+    """Issue 12.2: a leftover frame, then the camera starts a second later (or a minute)."""
+    clock = Clock()
+    ledger = FrameLedger(10, clock=clock)
+    since = clock.now
+    clock.now += 60.0
+    assert not ledger.window_full(held, since)
+
+
+def test_a_stray_long_before_the_stream_costs_nothing() -> None:
+    clock = Clock()
+    ledger = FrameLedger(10, clock=clock)
+    since, held = clock.now, frames(1001)
+    clock.now += 1.0
+    assert not ledger.window_full(held, since)
+    held += frames(0, 1)
+    assert ledger.window_full(held, since)
+    ledger.decide(held)
+    placement = ledger.place(sorted(held, key=by_id) + frames(*range(2, 10)))
+    assert [f.index for f in placement.accepted] == list(range(10))
+    assert [r for _, r, _ in placement.rejected] == ["beyond_n_frames"]
+    assert ledger.complete and ledger.snapshot().n_lost == 0
+
+
+def test_a_stray_of_another_kind_long_before_the_stream_costs_nothing() -> None:
+    clock = Clock()
+    ledger = FrameLedger(10, clock=clock)
+    held = [frame(5, (9, 9))]
+    clock.now += 1.0
+    held += frames(0, 1)
+    assert ledger.window_full(held, 100.0)
+    ledger.decide(held)
+    assert accepted(ledger, *range(10)) == list(range(10))
+
+
+def test_a_lone_frame_is_the_acquisition_when_one_frame_is_requested() -> None:
+    clock = Clock()
+    ledger = FrameLedger(1, clock=clock)
+    clock.now += 0.3
+    assert ledger.window_full(frames(7), 100.0)
+
+
+def test_one_of_several_writers_decides_a_lone_frame_after_a_while_and_places_by_id() -> None:
+    """It does not know where the acquisition starts: the acquisition decides that."""
+    clock = Clock()
+    ledger = FrameLedger(sees_all=False, clock=clock)
+    clock.now += 1.0
+    assert not ledger.window_full(frames(10**15), 100.0)
+    clock.now += 1.5
+    assert ledger.window_full(frames(10**15), 100.0)
+    ledger.decide(frames(10**15))
+    placement = ledger.place(frames(10**15, 0, 2, 4, 2))
+    assert [f.index for f in placement.accepted] == [10**15, 0, 2, 4]
+    assert [r for _, r, _ in placement.rejected] == ["duplicate_frame_id"]
 
 
 # -- what belongs to it ------------------------------------------------------------------------
@@ -186,6 +254,36 @@ def test_a_frame_beyond_n_frames_does_not_end_the_run() -> None:
     assert not ledger.complete
     assert accepted(ledger, *range(1, 100)) == list(range(1, 100))
     assert ledger.complete and ledger.snapshot().n_lost == 0
+
+
+def test_a_stray_frame_beyond_n_frames_does_not_end_a_run_whose_camera_is_slow() -> None:
+    """Issue 12.1, found again: frames 0-59, one valid frame with id 105, then 60-99 at 2 fps."""
+    clock = Clock()
+    ledger = FrameLedger(100, settle_s=0.25, clock=clock)
+    ledger.decide(frames(0))
+    accepted(ledger, *range(60))
+    assert accepted(ledger, 105) == []
+    for i in range(60, 100):
+        clock.now += 0.5
+        assert not ledger.complete, f"complete after {i} of 100 frames"
+        accepted(ledger, i)
+    assert ledger.complete and ledger.snapshot().n_lost == 0
+
+
+def test_a_stray_beyond_the_range_read_by_the_master_does_not_end_the_run() -> None:
+    clock = Clock()
+    ledger = FrameLedger(20, settle_s=0.25, clock=clock)
+    ledger.decide(frames(0))
+    accepted(ledger, *range(8))
+    ledger.saw(105)
+    clock.now += 1.0
+    assert not ledger.complete
+    ledger.saw(21)
+    ledger.saw(22)  # the camera streams past the end: 12 .. 19 are not coming
+    assert not ledger.complete  # most of the tail is not in
+    accepted(ledger, *range(8, 19))
+    clock.now += 0.3
+    assert ledger.complete and ledger.snapshot().n_never_received == 1
 
 
 def test_a_stray_frame_with_the_last_id_does_not_end_the_run_even_after_a_pause() -> None:

@@ -29,6 +29,11 @@ def test_a_json_line_carries_time_level_logger_message_and_the_extra_fields() ->
     assert "args" not in entry and "levelno" not in entry, "only what a reader wants"
 
 
+def test_a_json_line_leaves_out_uvicorns_coloured_copy_of_the_message() -> None:
+    line = JsonFormatter().format(record("started", color_message="\x1b[1mstarted\x1b[0m"))
+    assert "color_message" not in json.loads(line) and "\\u001b" not in line
+
+
 def test_a_json_line_keeps_the_whole_traceback() -> None:
     try:
         raise ValueError("bad value")

@@ -215,3 +215,29 @@ def test_pco_writer_repair_takes_a_roll_over_template_for_each_of_its_files(
             attrs = f["measurement/acquisition/data"].attrs
             assert attrs["end_reason"] == "error: the writer died; repaired by pco-writer repair"
     assert main(["repair", str(tmp_path / "nothing_%03d.h5")]) == 1
+
+
+@pytest.mark.parametrize("swmr", [True, False], ids=["swmr", "1.8-format"])
+def test_pco_writer_repair_finds_the_built_in_layout_a_file_was_written_in(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], swmr: bool
+) -> None:
+    crashed = crashed_copy(tmp_path, "nxtomo", swmr=swmr)
+    assert main(["repair", str(crashed)]) == 0  # no --layout: an nxtomo file, not tomcat
+    assert "recorded the end of 'data'" in capsys.readouterr().out
+    with h5py.File(crashed, "r") as f:  # nxtomo records the end in a dataset of its own
+        ends: list[str] = []
+        f.visititems(lambda name, obj: ends.extend(
+            [obj.asstr()[()]] if name.endswith("data/end_reason") else []
+        ))  # fmt: skip
+        assert ends == ["error: the writer died; repaired by pco-writer repair"]
+
+
+def test_pco_writer_repair_asks_for_the_layout_of_a_file_no_built_in_layout_fits(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w") as f:
+        f["x"] = 1
+    with caplog.at_level(logging.ERROR):
+        assert main(["repair", str(path)]) == 1
+    assert "name it with --layout" in caplog.text

@@ -22,6 +22,7 @@ __all__ = ["END_WAIT_S", "WriterLike", "build_app"]
 END_WAIT_S = 2.0
 """How long ``/stop`` and ``/kill`` wait for the state they lead to before they answer."""
 _RUNNING = ("receiving", "writing")
+_ENDED = ("finished", "error")  # set once the files are closed, before the done callbacks
 
 
 class WriterLike(Protocol):
@@ -150,9 +151,10 @@ def _end(writer: WriterLike) -> dict[str, Any]:
     """The counts of a run that was told to end, and one line that says how it went."""
     stats = writer.statistics()
     keys = ("end_reason", "n_written_frames", "n_lost_frames", "n_dropped_frames")
+    ended = writer.done or str(writer.status) in _ENDED  # ended: its end reason is set
     message = (
         describe_end(stats)
-        if writer.done
+        if ended
         else (f"{stats.get('n_written_frames', 0)} written so far; the writer is {writer.status}")
     )
     return {**{k: stats[k] for k in keys if k in stats}, "message": message}

@@ -71,7 +71,7 @@ class Progress:
             postfix["dropped"] = int(stats["n_dropped_frames"])
         if self.notice:
             postfix["note"] = self.notice
-        self._bar.set_postfix(postfix, refresh=False)
+        self._bar.set_postfix(postfix)  # drawn now: with no frame coming, nothing else draws
 
     def _note_idle(self, stats: dict[str, Any]) -> None:
         received, now = int(stats.get("n_received_frames", 0)), self._clock()

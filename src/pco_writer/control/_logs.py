@@ -23,7 +23,10 @@ __all__ = [
     "JsonFormatter", "LogBuffer", "PlainFormatter", "Uptime", "quiet_http_logs", "setup_logging",
 ]  # fmt: skip
 
-_RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+_RECORD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message", "asctime",
+    "color_message",  # uvicorn's copy of msg with terminal colour codes
+}  # fmt: skip
 
 
 class PlainFormatter(logging.Formatter):

@@ -108,6 +108,10 @@ class FrameFile(Protocol):
         """Frames written since the last flush (their per-frame values are not yet stored)."""
         ...
 
+    def create(self, first: ReceivedFrame) -> None:
+        """Create the file for frames like ``first``, if not yet (:meth:`write` does too)."""
+        ...
+
     def write(self, frames: Sequence[ReceivedFrame]) -> None:
         """Write a batch of frames that all belong to this file (created on first call)."""
         ...

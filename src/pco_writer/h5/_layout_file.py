@@ -230,10 +230,14 @@ class LayoutFile:
         """Frames written since the last flush (their per-frame values are not yet stored)."""
         return len(self._pending)
 
+    def create(self, first: ReceivedFrame) -> None:
+        """Create the file for frames like ``first``, if not yet (:meth:`write` does too)."""
+        if self._file is None:
+            self._open(first)
+
     def write(self, frames: Sequence[ReceivedFrame]) -> None:
         """Write the chunks of ``frames`` (all of this file) and keep their per-frame values."""
-        if self._file is None:
-            self._open(frames[0])
+        self.create(frames[0])
         facts, offset = self._facts, self._facts.offset
         extent = max(f.index for f in frames) - self.first_index + 1
         pending = self._pending

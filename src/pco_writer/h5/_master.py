@@ -51,6 +51,8 @@ class MasterBuilder:
         self._held_since = 0.0
         self._waiting: list[ReceivedFrame] = []  # read, not yet below every part's progress
         self._first_read = 0.0
+        self.last: ReceivedFrame | None = None
+        """The frame with the highest id in the master so far (``data``: part, row)."""
 
     def read(self, final: bool = False) -> int:
         """Take in the rows the parts have flushed since the last call; how many there were.
@@ -69,22 +71,28 @@ class MasterBuilder:
             if fresh and not self._held:
                 self._held_since = time.monotonic()
             self._held.extend(fresh)
-            if not self._held or not (
-                final or self.ledger.window_full(len(self._held), self._held_since)
-            ):
+            if not self._held or not (final or self._start_seen()):
                 return len(fresh)
             self.ledger.decide(self._held)
             self.frames.first_frame_id = self.ledger.first_frame_id
             fresh, self._held = self._held, []
         self._waiting.extend(fresh)
         self._waiting.sort(key=by_id)
-        if self._waiting:  # the end of the stream may be read before it can be placed
-            self.ledger.saw(self._waiting[-1].header.frame)
+        for f in sorted(fresh, key=by_id):  # the end of the stream may be read before it
+            self.ledger.saw(f.header.frame)  # can be placed
         ready = len(self._waiting) if final else self._up_to(self._watermark())
         if ready:
             self._place(self._waiting[:ready])
             del self._waiting[:ready]
         return len(fresh)
+
+    def _start_seen(self) -> bool:
+        """True when the first frames of every part are read, and enough to decide the start.
+
+        The writers flush on their own clocks: a part read alone would decide the start
+        without the lower ids another part is about to show.
+        """
+        return self._watermark() >= 0 and self.ledger.window_full(self._held, self._held_since)
 
     def _watermark(self) -> int:
         """Every part has been read up to at least this id (-1: one has nothing yet).
@@ -112,6 +120,8 @@ class MasterBuilder:
         for f in placement.accepted:
             k, row = f.data
             self.frames.parts[k].rows.append(f.header.frame, row)
+            if self.last is None or f.header.frame > self.last.header.frame:
+                self.last = f
         if placement.accepted:
             self.sink.write(placement.accepted)
 

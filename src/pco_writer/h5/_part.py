@@ -34,7 +34,7 @@ from pco_writer.h5._space import MetadataSize
 from pco_writer.h5._virtual import PART_FRAMES
 from pco_writer.protocol import FrameHeader
 
-__all__ = ["PART_FRAMES", "PartFile", "PartLayout", "header_text", "part_path"]
+__all__ = ["PART_FRAMES", "PartFile", "PartLayout", "header_text", "part_path", "read_row"]
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +122,14 @@ class PartFile:
         """Rows whose ids and headers are not yet stored."""
         return len(self._pending)
 
+    def create(self, first: ReceivedFrame) -> None:
+        """Create the file for frames like ``first``, if not yet (:meth:`write` does too)."""
+        if self._file is None:
+            self._create(first.header)
+
     def write(self, frames: Sequence[ReceivedFrame]) -> None:
         """Write ``frames`` at the next rows (their ``index`` is their row)."""
-        if self._file is None:
-            self._create(frames[0].header)
+        self.create(frames[0])
         rows = self.n_written + len(frames)
         self._data.resize(rows, axis=0)
         for f in frames:
@@ -207,3 +211,9 @@ def _same_but_id(header: FrameHeader, last: FrameHeader | None) -> bool:
         and header.source == last.source and header.tag == last.tag
         and header.encoding == last.encoding and header.extra == last.extra
     )  # fmt: skip
+
+
+def read_row(path: Path, row: int) -> Any:
+    """The pixels of one row of a closed part file (for a preview after the run)."""
+    with h5py.File(path, "r") as f:
+        return f[PART_FRAMES][row]

@@ -24,10 +24,10 @@ from pco_writer.errors import OutputError
 from pco_writer.h5 import _open, _swmr
 from pco_writer.h5._layout_values import Env, FileFacts, evaluate, hdf5_value
 from pco_writer.h5._superblock import clear_open_flags, read_superblock
-from pco_writer.layouts import Dataset, Group, Layout, Source
+from pco_writer.layouts import Dataset, Group, Layout, Source, builtin_names, load_layout
 from pco_writer.statistics import iso_now
 
-__all__ = ["Repair", "repair_file"]
+__all__ = ["Repair", "guess_layout", "repair_file"]
 
 _NAME = "{dataset_name}"
 
@@ -116,6 +116,33 @@ def repair_file(
     except OSError as exc:
         raise OutputError(f"cannot repair {path}: {exc}") from None
     return done
+
+
+def guess_layout(path: Path) -> Layout:
+    """The built-in layout ``path`` was written in: the one whose acquisition group it has.
+
+    Raises:
+        OutputError: none or several fit (a layout of the user's own: name it).
+    """
+    block = read_superblock(path) if path.exists() else None
+    if block is None:
+        raise OutputError(f"cannot repair {path}: no such HDF5 file")
+    fits = []
+    try:  # a SWMR reader may open a file still marked open for writing
+        with h5py.File(path, "r", swmr=block.version >= 3, locking=False) as f:
+            for name in builtin_names():
+                layout = load_layout(name)
+                where = _end_reason(layout)
+                if where is not None and any(where.owner(n) in f for n in _names_in(f, where.path)):
+                    fits.append(layout)
+    except OSError as exc:
+        raise OutputError(f"cannot repair {path}: {exc}") from None
+    if len(fits) != 1:
+        raise OutputError(
+            f"cannot tell which layout {path} was written in ({len(fits)} built-in layouts "
+            "fit); name it with --layout (tomcat, nxtomo or your layout file)"
+        )
+    return fits[0]
 
 
 def _writing_processes(path: Path) -> list[int]:

@@ -147,6 +147,9 @@ class H5Sink:
         self._keep_room(number, target, frames)
         if target is None:
             target = self._roll_to(number, frames[0])
+            with _os_errors():
+                target.create(frames[0])
+            self._keep_room(number, target, frames)  # on the file itself, before a chunk
         with _os_errors():
             for part in _by_bytes(frames, _WRITE_BEHIND_STEP):
                 target.write(part)

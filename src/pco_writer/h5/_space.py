@@ -88,7 +88,9 @@ class SpaceKeeper:
     """Keeps the room of one output file on the disk itself, so that it can always be closed.
 
     Before each batch, the blocks for the batch and for closing the file are allocated past
-    the end of the file (``fallocate`` with ``FALLOC_FL_KEEP_SIZE``): what HDF5 then writes,
+    the end of the file (``fallocate`` with ``FALLOC_FL_KEEP_SIZE``), and the first time also
+    the holes below it (HDF5 places the first chunks at aligned addresses past metadata that
+    it writes only at the first flush): what HDF5 then writes,
     the batch and at the end its metadata, lands in blocks that are already the file's. When
     they cannot be had, nothing of the batch is written and the file is closed from the room
     kept for it: a disk that another process fills costs no frame already written
@@ -103,6 +105,7 @@ class SpaceKeeper:
         self.path = path
         self._credit = 0  # bytes known to be free, as of the last look
         self._preallocates = _fallocate is not None
+        self._kept_from = 0  # every block below this offset is the file's
 
     def keep(self, fd: int | None, batch: int, need: int, n_in_file: int) -> None:
         """Make sure ``need`` bytes (``batch`` of them for the next batch) are the file's.
@@ -115,7 +118,9 @@ class SpaceKeeper:
             return
         assert _fallocate is not None
         end = os.fstat(fd).st_size
-        if _fallocate(fd, FALLOC_FL_KEEP_SIZE, end, need + SLACK) == 0:
+        start = min(self._kept_from, end)
+        if _fallocate(fd, FALLOC_FL_KEEP_SIZE, start, end - start + need + SLACK) == 0:
+            self._kept_from = end  # what lies past it was kept just now
             return
         err = ctypes.get_errno()
         if err in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):

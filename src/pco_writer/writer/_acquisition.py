@@ -163,7 +163,9 @@ class Acquisition:
         try:
             self.sink.close(reason)
         except Exception as exc:  # noqa: BLE001 - the end must be reported, never hang
-            if not isinstance(exc, PcoWriterError):
+            if isinstance(exc, PcoWriterError):  # said in its own words; no traceback
+                log.error("closing the file failed: %s", exc)
+            else:
                 log.exception("closing the file failed")
             self.error = self.error or str(exc)
             reason = f"error: {self.error}"

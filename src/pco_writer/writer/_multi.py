@@ -34,11 +34,11 @@ from pco_writer.exit_record import read_exit_record
 from pco_writer.h5 import H5Sink, OutputFiles
 from pco_writer.h5._layout_file import H5Layout
 from pco_writer.h5._master import MasterBuilder
-from pco_writer.h5._part import PartLayout, part_path
+from pco_writer.h5._part import PartLayout, part_path, read_row
 from pco_writer.h5._superblock import clear_open_flags
 from pco_writer.h5._virtual import VirtualFrames
 from pco_writer.ledger import FrameLedger
-from pco_writer.preview import Preview
+from pco_writer.preview import Preview, preview_png
 from pco_writer.settings import AcquisitionSettings, Shard
 from pco_writer.statistics import LatencyHistogram
 from pco_writer.writer._acquisition import Acquisition, WriterStatus, peak_rss_bytes
@@ -260,7 +260,7 @@ class MultiWriter(Acquisition):
             "dataset_name": self.settings.dataset_name,
             "output_file": str(self.files.path(1)),
             "files": list(self.sink.written_paths),
-            "parts": [str(p) for p in self.parts],
+            "parts": [str(p) for p in self.parts if p.exists()],  # a writer with no frame: none
             "user_id": self.settings.user_id,
             "end_reason": self.end_reason,
             "n_received_frames": received,
@@ -293,16 +293,32 @@ class MultiWriter(Acquisition):
         }
 
     def preview(self) -> Preview | None:
-        """The newest of the writers' previews (asked now; the last one kept once they end)."""
+        """The newest of the writers' previews (asked now); once the run is over, the last
+        frame of the master, read from its part."""
         for shard in self.shards:
             got = _preview_of(self._http, shard.url) if shard.alive else None
             if got is not None and (self._preview is None or got.frame_id > self._preview.frame_id):
                 self._preview = got
+        if self.done:
+            self._preview = self._last_preview(self._preview)
         if self._preview is None:
             return None
         shown, first = self._preview, self.ledger.first_frame_id  # a writer's index is its own
         index = shown.frame_id - first if first >= 0 else -1
         return Preview(shown.png, shown.frame_id, index, shown.shape)
+
+    def _last_preview(self, shown: Preview | None) -> Preview | None:
+        """The preview of the master's last frame, unless ``shown`` is of it already."""
+        last = self.builder.last
+        if last is None or (shown is not None and shown.frame_id >= last.header.frame):
+            return shown
+        k, row = last.data
+        try:
+            pixels = read_row(self.parts[k], row)
+        except (OSError, KeyError, ValueError) as exc:  # a part removed or broken since
+            log.warning("no preview of frame %d from %s: %s", last.header.frame, self.parts[k], exc)
+            return shown
+        return Preview(preview_png(pixels), last.header.frame, -1, tuple(pixels.shape))
 
     # -- the writers -------------------------------------------------------------------------
 
@@ -360,6 +376,8 @@ class MultiWriter(Acquisition):
                 "n_invalid_frames", "receiving_rate", "peak_rss_bytes", "end_reason",
                 "error")  # fmt: skip
         summary = {k: s[k] for k in keys if k in s}
+        if died := shard.died():  # its last statistics were of a writer still running
+            summary.update(status="error", end_reason=f"error: {died}", error=died)
         part = str(self.parts[shard.index])
         return {"index": shard.index, "pid": shard.pid, "port": shard.port, "part": part,
                 **summary}  # fmt: skip

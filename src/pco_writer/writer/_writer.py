@@ -172,7 +172,7 @@ class Writer(Acquisition):
                 if batch and not self._held:
                     held_since = time.monotonic()
                 self._held.extend(batch)
-                full = self.ledger.window_full(len(self._held), held_since)
+                full = self.ledger.window_full(self._held, held_since)
                 if not self._held or not (full or source.closed):
                     if source.drained:
                         return
