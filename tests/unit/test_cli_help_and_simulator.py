@@ -116,3 +116,27 @@ def test_the_simulator_keeps_its_rate_after_waiting_for_a_receiver(
     assert len(sent) == n and sim.n_late >= 1
     spans = [sent[i + 10] - sent[i] for i in range(n - 10)]
     assert min(spans) >= 5 / fps, f"a burst: 10 frames in {min(spans):.3f} s at {fps:g} fps"
+
+
+def test_a_warning_on_the_command_line_is_one_line_without_a_source_path(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import warnings
+
+    from pco_writer import cli
+    from pco_writer.errors import UnusualNameWarning
+
+    shown: list[str] = []
+
+    def handler(_args: Any) -> int:  # what the command's own warnings.warn would print
+        warning = UnusualNameWarning("dataset_name 'data_blak' is not one of the usual names")
+        shown.append(warnings.formatwarning(warning, UnusualNameWarning, "/src/x.py", 7))
+        return 0
+
+    python_format = warnings.formatwarning
+    monkeypatch.setattr(cli, "_run_repair", handler)  # any sub-command will do
+    assert cli.main(["repair", "f.h5"]) == 0
+    assert shown == [
+        "pco-writer: warning: dataset_name 'data_blak' is not one of the usual names\n"
+    ]
+    assert warnings.formatwarning is python_format, "restored for the rest of the process"
