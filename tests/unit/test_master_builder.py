@@ -8,7 +8,9 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 
+from pco_writer.h5 import _master
 from pco_writer.h5._part import PART_HEADERS, PART_IDS, header_text
 from pco_writer.h5._virtual import PART_FRAMES
 from pco_writer.protocol import parse_header
@@ -70,4 +72,21 @@ def test_a_run_complete_with_a_lost_frame_stays_complete_after_the_last_read(
     assert writer.ledger.complete  # the acquisition stops its writers
     writer.builder.read(final=True)  # as at the end: frames placed late reset no clock
     assert writer.ledger.complete and writer._end_reason() == "completed"
+    writer.sink.close("completed")
+
+
+def test_a_part_the_stream_no_longer_reaches_holds_nothing_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ZeroMQ dealt the end of the stream to writer 1 alone: writer 0's part stops at 1038."""
+    monkeypatch.setattr(_master, "QUIET_AFTER_S", 0.2)
+    writer = acquisition(tmp_path, 80)
+    part0, part1 = writer.parts
+    write_part(part0, list(range(1000, 1040, 2)))
+    write_part(part1, [*range(1001, 1040, 2), *range(1040, 1080)])
+    writer.builder.read()
+    assert writer.ledger.snapshot().n_placed == 39  # up to part 0's last id, for now
+    time.sleep(0.3)
+    writer.builder.read()
+    assert writer.ledger.snapshot().n_placed == 80
     writer.sink.close("completed")

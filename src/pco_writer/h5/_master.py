@@ -29,9 +29,10 @@ __all__ = ["MasterBuilder"]
 
 log = logging.getLogger(__name__)
 
-EMPTY_AFTER_S = 3.0
-"""Seconds after the first frame read when a part still without a row stops holding the
-master back (writers flush every second: by then each that got a frame has shown it)."""
+QUIET_AFTER_S = 3.0
+"""Seconds without a new row after which a part stops holding the master back: writers flush
+every second, so by then it holds no unflushed frame (it got none yet, or the stream went to
+the others, or ended)."""
 
 
 class MasterBuilder:
@@ -97,13 +98,17 @@ class MasterBuilder:
     def _watermark(self) -> int:
         """Every part has been read up to at least this id (-1: one has nothing yet).
 
-        A part that still has no row once the others have had frames for :data:`EMPTY_AFTER_S`
-        got none (fewer frames than writers, say): it holds nothing back.
+        A part without a new row for :data:`QUIET_AFTER_S` (since the first frame read, or
+        its own last row) holds nothing back: it got no frame (fewer frames than writers),
+        or ZeroMQ dealt the rest of the stream to the others. When all are quiet,
+        everything read can go in.
         """
-        tops = [part.top_id for part in self.frames.parts]
-        if self._first_read and time.monotonic() - self._first_read > EMPTY_AFTER_S:
-            tops = [top for top in tops if top >= 0] or [-1]
-        return min(tops)
+        parts = self.frames.parts
+        if not self._first_read:
+            return -1
+        now = time.monotonic()
+        busy = [p.top_id for p in parts if now - max(p.grew_at, self._first_read) <= QUIET_AFTER_S]
+        return min(busy) if busy else max(p.top_id for p in parts)
 
     def _up_to(self, top: int) -> int:
         """How many of the waiting frames have an id of at most ``top``."""
@@ -147,6 +152,7 @@ class MasterBuilder:
                 out.append(ReceivedFrame(-1, header, (k, part.rows_read + i), 0))
         part.rows_read = n
         part.top_id = max(part.top_id, int(ids.max()))
+        part.grew_at = time.monotonic()
         return out
 
 

@@ -123,6 +123,7 @@ class _Part:
     rows: PartRows = field(default_factory=PartRows)  # the rows mapped, by frame id
     header: FrameHeader | None = None  # the last header stored in full (frame id 0)
     top_id: int = -1  # the highest frame id read from it
+    grew_at: float = 0.0  # when rows were last read from it (monotonic seconds)
 
 
 class VirtualFrames:
