@@ -157,6 +157,7 @@ class FrameLedger:
     _passed_end: bool = field(default=False, init=False)  # the stream reached the end
     _beyond: tuple[int, int] = field(default=(-1, 0), init=False)  # last id, ids in a row
     _complete: bool = field(default=False, init=False)
+    _seen: RunSet = field(default_factory=RunSet, init=False)  # indices read, not yet placed
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     # -- the start -------------------------------------------------------------------------
@@ -289,7 +290,7 @@ class FrameLedger:
         n = self.n_frames
         if not n or not self.decided:
             return False
-        if len(self._placed) >= n:
+        if len(self._placed) >= n or len(self._seen) >= n:
             return True
         tail = min(n, TAIL)
         most_of_the_tail = 2 * self._placed.count(n - tail, n) >= tail
@@ -297,17 +298,20 @@ class FrameLedger:
         settled = self.clock() - self._last_fill >= self.settle_s
         return most_of_the_tail and at_the_end and settled
 
-    def saw(self, frame_id: int) -> None:
-        """A frame was received that is not placed yet (the master of several writers holds
-        frames until every part has passed them): the last requested id, or frames beyond
+    def saw(self, header: FrameHeader) -> None:
+        """A frame was read, placed now or later (the master of several writers, told of
+        every frame it reads, holds them until every part has passed them): once every
+        requested id was seen, the run is complete; the last requested id, or frames beyond
         as a stream sends them, count as the stream reaching the end of the range."""
-        if not (self.decided and self.n_frames):
+        if not (self.decided and self.n_frames) or kind_of(header) != self._kind:
             return
-        index = frame_id - self._first_id
+        index = header.frame - self._first_id
+        if 0 <= index < self.n_frames:
+            self._seen.add(index)
         if index == self.n_frames - 1:
             self._passed_end = True
         elif index >= self.n_frames:
-            self._passing(frame_id)
+            self._passing(header.frame)
 
     def _passing(self, frame_id: int) -> None:
         """Count ``frame_id``, beyond the range, into the run of consecutive ids beyond it."""

@@ -275,11 +275,11 @@ def test_a_stray_beyond_the_range_read_by_the_master_does_not_end_the_run() -> N
     ledger = FrameLedger(20, settle_s=0.25, clock=clock)
     ledger.decide(frames(0))
     accepted(ledger, *range(8))
-    ledger.saw(105)
+    ledger.saw(frame(105).header)
     clock.now += 1.0
     assert not ledger.complete
-    ledger.saw(21)
-    ledger.saw(22)  # the camera streams past the end: 12 .. 19 are not coming
+    ledger.saw(frame(21).header)
+    ledger.saw(frame(22).header)  # the camera streams past the end: 12 .. 19 are not coming
     assert not ledger.complete  # most of the tail is not in
     accepted(ledger, *range(8, 19))
     clock.now += 0.3
@@ -331,8 +331,27 @@ def test_the_last_frame_read_but_not_yet_placed_counts_as_the_end_of_the_stream(
     accepted(ledger, *(i for i in range(19) if i != 7))  # 19 is read, 7 is lost
     clock.now += 1.0
     assert not ledger.complete
-    ledger.saw(19)
+    ledger.saw(frame(19).header)
     assert ledger.complete and ledger.snapshot().n_never_received == 2
+
+
+def test_every_requested_frame_read_completes_the_run_before_it_is_placed() -> None:
+    """The master holds frames of a part that is ahead: every id is in a part, so done.
+
+    It tells the ledger of every frame it reads, placed at once or held."""
+    ledger = FrameLedger(20, clock=Clock())
+    ledger.decide(frames(0))
+    accepted(ledger, *range(10))
+    for i in (*range(20), 3):
+        ledger.saw(frame(i).header)
+    ledger.saw(frame(19, (9, 9)).header)  # another kind: no frame of this acquisition
+    assert ledger.complete, "at once: no settle time, every id is read"
+    ledger = FrameLedger(20, clock=Clock())
+    ledger.decide(frames(0))
+    for i in range(19):
+        ledger.saw(frame(i).header)
+    ledger.saw(frame(19, (9, 9)).header)
+    assert not ledger.complete
 
 
 def test_a_run_with_a_lost_frame_completes_once_the_stream_reached_its_end_and_settled() -> None:

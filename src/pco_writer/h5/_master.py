@@ -80,7 +80,7 @@ class MasterBuilder:
         self._waiting.extend(fresh)
         self._waiting.sort(key=by_id)
         for f in sorted(fresh, key=by_id):  # the end of the stream may be read before it
-            self.ledger.saw(f.header.frame)  # can be placed
+            self.ledger.saw(f.header)  # can be placed
         ready = len(self._waiting) if final else self._up_to(self._watermark())
         if ready:
             self._place(self._waiting[:ready])
