@@ -190,7 +190,7 @@ def _add_repair(commands: Any) -> None:
 def _run_repair(args: argparse.Namespace) -> int:
     from pco_writer.errors import PcoWriterError
     from pco_writer.h5 import OutputFiles
-    from pco_writer.h5._repair import guess_layout, repair_file
+    from pco_writer.h5._repair import repair_file
     from pco_writer.layouts import load_layout
 
     try:
@@ -207,8 +207,7 @@ def _run_repair(args: argparse.Namespace) -> int:
             failed = True
         for number in numbers:
             try:
-                path = files.path(number)
-                done = repair_file(path, layout or guess_layout(path), args.reason, args.by,
+                done = repair_file(files.path(number), layout, args.reason, args.by,
                                    args.dataset_name)  # fmt: skip
                 print(done.describe())
             except PcoWriterError as exc:

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pytest
 
-from pco_writer.h5 import _master
 from pco_writer.h5._part import PART_HEADERS, PART_IDS, header_text
 from pco_writer.h5._virtual import PART_FRAMES
 from pco_writer.protocol import parse_header
@@ -75,12 +73,10 @@ def test_a_run_complete_with_a_lost_frame_stays_complete_after_the_last_read(
     writer.sink.close("completed")
 
 
-def test_a_part_the_stream_no_longer_reaches_holds_nothing_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_part_the_stream_no_longer_reaches_holds_nothing_back(tmp_path: Path) -> None:
     """ZeroMQ dealt the end of the stream to writer 1 alone: writer 0's part stops at 1038."""
-    monkeypatch.setattr(_master, "QUIET_AFTER_S", 0.2)
     writer = acquisition(tmp_path, 80)
+    writer.builder.quiet_s = 0.2
     part0, part1 = writer.parts
     write_part(part0, list(range(1000, 1040, 2)))
     write_part(part1, [*range(1001, 1040, 2), *range(1040, 1080)])
@@ -88,5 +84,20 @@ def test_a_part_the_stream_no_longer_reaches_holds_nothing_back(
     assert writer.ledger.snapshot().n_placed == 39  # up to part 0's last id, for now
     time.sleep(0.3)
     writer.builder.read()
+    assert writer.ledger.snapshot().n_placed == 39, "its writer was not seen drained"
+    for part, n in zip(writer.frames.parts, (20, 60), strict=True):
+        part.drained = n  # as polled: empty buffer, every frame written is in the part
+    writer.builder.read()
     assert writer.ledger.snapshot().n_placed == 80
+    writer.sink.close("completed")
+
+
+def test_a_stray_high_id_in_a_part_does_not_let_the_others_run_ahead(tmp_path: Path) -> None:
+    """Part 0's first row is a leftover (id 5000): its progress is its last row, 1018."""
+    writer = acquisition(tmp_path, 80)
+    part0, part1 = writer.parts
+    write_part(part0, [5000, *range(1000, 1020, 2)])
+    write_part(part1, list(range(1001, 1080, 2)))
+    writer.builder.read()
+    assert writer.ledger.snapshot().n_placed == 19  # 1000 .. 1018: part 0 may still hold 1020
     writer.sink.close("completed")

@@ -241,3 +241,24 @@ def test_pco_writer_repair_asks_for_the_layout_of_a_file_no_built_in_layout_fits
     with caplog.at_level(logging.ERROR):
         assert main(["repair", str(path)]) == 1
     assert "name it with --layout" in caplog.text
+
+
+def test_pco_writer_repair_finds_the_layout_of_a_file_killed_open_without_swmr(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A writer killed while it closes (``r+`` without SWMR) leaves a flag a SWMR reader
+    refuses: the layout is looked for once the flags are cleared."""
+    import subprocess
+    import sys
+
+    crashed = crashed_copy(tmp_path)
+    assert clear_open_flags(crashed) is not None
+    kill_while_open = (
+        f"import h5py, os; f = h5py.File({str(crashed)!r}, 'r+', libver='latest'); "
+        "f.flush(); os._exit(9)"
+    )
+    subprocess.run([sys.executable, "-c", kill_while_open], timeout=60, check=False)
+    block = read_superblock(crashed)
+    assert block is not None and block.open_for_writing
+    assert main(["repair", str(crashed)]) == 0
+    assert "recorded the end of 'data'" in capsys.readouterr().out

@@ -30,9 +30,9 @@ __all__ = ["MasterBuilder"]
 log = logging.getLogger(__name__)
 
 QUIET_AFTER_S = 3.0
-"""Seconds without a new row after which a part stops holding the master back: writers flush
-every second, so by then it holds no unflushed frame (it got none yet, or the stream went to
-the others, or ended)."""
+"""Seconds without a new row (at least two flush intervals and one more second) after which
+a part whose writer has an empty buffer and every frame it wrote flushed stops holding the
+master back: it got none yet, or the stream went to the others, or ended."""
 
 
 class MasterBuilder:
@@ -42,12 +42,16 @@ class MasterBuilder:
         sink: writes the master files (its layout built with ``virtual=frames``).
         frames: the map of frames onto part rows.
         ledger: the acquisition's frame ledger (the sink records in it too).
+        flush_interval: how often the writers flush their parts, seconds.
     """
 
-    def __init__(self, sink: H5Sink, frames: VirtualFrames, ledger: FrameLedger) -> None:
+    def __init__(
+        self, sink: H5Sink, frames: VirtualFrames, ledger: FrameLedger, flush_interval: float = 1.0
+    ) -> None:
         self.sink = sink
         self.frames = frames
         self.ledger = ledger
+        self.quiet_s = max(QUIET_AFTER_S, 2 * flush_interval + 1)
         self._held: list[ReceivedFrame] = []  # until the start is decided
         self._held_since = 0.0
         self._waiting: list[ReceivedFrame] = []  # read, not yet below every part's progress
@@ -98,17 +102,22 @@ class MasterBuilder:
     def _watermark(self) -> int:
         """Every part has been read up to at least this id (-1: one has nothing yet).
 
-        A part without a new row for :data:`QUIET_AFTER_S` (since the first frame read, or
-        its own last row) holds nothing back: it got no frame (fewer frames than writers),
-        or ZeroMQ dealt the rest of the stream to the others. When all are quiet,
-        everything read can go in.
+        A part that is quiet holds nothing back: no new row for :attr:`quiet_s` (since the
+        first frame read, or its own last row), and its writer, when last asked, had an
+        empty buffer and had written no row that is not read (it got no frame, or ZeroMQ
+        dealt the rest of the stream to the others). A writer that lags, or flushes rarely,
+        is not quiet. When all are quiet, everything read can go in.
         """
         parts = self.frames.parts
         if not self._first_read:
             return -1
         now = time.monotonic()
-        busy = [p.top_id for p in parts if now - max(p.grew_at, self._first_read) <= QUIET_AFTER_S]
+        busy = [p.top_id for p in parts if not self._quiet(p, now)]
         return min(busy) if busy else max(p.top_id for p in parts)
+
+    def _quiet(self, part: _Part, now: float) -> bool:
+        drained = part.drained is not None and part.drained <= part.rows_read
+        return drained and now - max(part.grew_at, self._first_read) > self.quiet_s
 
     def _up_to(self, top: int) -> int:
         """How many of the waiting frames have an id of at most ``top``."""
@@ -151,7 +160,7 @@ class MasterBuilder:
                 header = part.header.with_frame(frame_id)
                 out.append(ReceivedFrame(-1, header, (k, part.rows_read + i), 0))
         part.rows_read = n
-        part.top_id = max(part.top_id, int(ids.max()))
+        part.top_id = int(ids[-1])  # its progress: a stray high id early on is passed over
         part.grew_at = time.monotonic()
         return out
 

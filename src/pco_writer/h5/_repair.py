@@ -27,7 +27,7 @@ from pco_writer.h5._superblock import clear_open_flags, read_superblock
 from pco_writer.layouts import Dataset, Group, Layout, Source, builtin_names, load_layout
 from pco_writer.statistics import iso_now
 
-__all__ = ["Repair", "guess_layout", "repair_file"]
+__all__ = ["Repair", "repair_file"]
 
 _NAME = "{dataset_name}"
 
@@ -73,13 +73,14 @@ class _EndReason:
 
 
 def repair_file(
-    path: Path, layout: Layout, reason: str, by: str, dataset_name: str | None = None
+    path: Path, layout: Layout | None, reason: str, by: str, dataset_name: str | None = None
 ) -> Repair:
     """Make ``path`` readable after its writer died, and record that in it.
 
     Args:
         path: the file.
-        layout: the layout it was written in (where the end reason goes).
+        layout: the layout it was written in (where the end reason goes); None: the
+            built-in one the file fits.
         reason: what happened, e.g. "the writer died (SIGKILL)".
         by: who repairs, e.g. "pco-writer repair".
         dataset_name: the acquisition to end; None: every one the file has not ended.
@@ -104,7 +105,7 @@ def repair_file(
         libver = _swmr.LIBVER if block.version >= 3 else _open.LIBVER
         # No lock: a reader that follows the file holds a shared one (see _swmr.end_session)
         with h5py.File(path, "r+", libver=libver, locking=False) as f:
-            where = _end_reason(layout)
+            where = _end_reason(layout or _fitting_layout(f))
             names = _unfinished(f, where, dataset_name)
             if where is None:  # nothing says which acquisition ended: only a crash is known
                 names = names if done.cleared_flags else []
@@ -118,29 +119,22 @@ def repair_file(
     return done
 
 
-def guess_layout(path: Path) -> Layout:
-    """The built-in layout ``path`` was written in: the one whose acquisition group it has.
+def _fitting_layout(f: h5py.File) -> Layout:
+    """The built-in layout the open file was written in: the one whose acquisition it has.
 
     Raises:
         OutputError: none or several fit (a layout of the user's own: name it).
     """
-    block = read_superblock(path) if path.exists() else None
-    if block is None:
-        raise OutputError(f"cannot repair {path}: no such HDF5 file")
     fits = []
-    try:  # a SWMR reader may open a file still marked open for writing
-        with h5py.File(path, "r", swmr=block.version >= 3, locking=False) as f:
-            for name in builtin_names():
-                layout = load_layout(name)
-                where = _end_reason(layout)
-                if where is not None and any(where.owner(n) in f for n in _names_in(f, where.path)):
-                    fits.append(layout)
-    except OSError as exc:
-        raise OutputError(f"cannot repair {path}: {exc}") from None
+    for name in builtin_names():
+        layout = load_layout(name)
+        where = _end_reason(layout)
+        if where is not None and any(where.owner(n) in f for n in _names_in(f, where.path)):
+            fits.append(layout)
     if len(fits) != 1:
         raise OutputError(
-            f"cannot tell which layout {path} was written in ({len(fits)} built-in layouts "
-            "fit); name it with --layout (tomcat, nxtomo or your layout file)"
+            f"cannot tell which layout {f.filename} was written in ({len(fits)} built-in "
+            "layouts fit); name it with --layout (tomcat, nxtomo or your layout file)"
         )
     return fits[0]
 

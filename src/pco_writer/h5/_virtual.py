@@ -122,8 +122,9 @@ class _Part:
     rows_read: int = 0
     rows: PartRows = field(default_factory=PartRows)  # the rows mapped, by frame id
     header: FrameHeader | None = None  # the last header stored in full (frame id 0)
-    top_id: int = -1  # the highest frame id read from it
+    top_id: int = -1  # the id of the last row read from it: how far it got
     grew_at: float = 0.0  # when rows were last read from it (monotonic seconds)
+    drained: int | None = None  # frames its writer had written with an empty buffer (polled)
 
 
 class VirtualFrames:

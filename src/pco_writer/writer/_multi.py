@@ -187,7 +187,7 @@ class MultiWriter(Acquisition):
             flush_interval=settings.flush_interval,
             data_root=Path(settings.data_root) if settings.data_root else None,
         )  # fmt: skip
-        self.builder = MasterBuilder(self.sink, self.frames, self.ledger)
+        self.builder = MasterBuilder(self.sink, self.frames, self.ledger, settings.flush_interval)
         self.shards: list[_Shard] = []
         self._preview: Preview | None = None
         self._token = token_from_env()
@@ -413,6 +413,8 @@ class MultiWriter(Acquisition):
                 answer = shard.ask(self._http, "statistics")
                 if answer is not None:
                     shard.statistics = answer
+                    part, idle = self.frames.parts[shard.index], not answer["buffer_used_bytes"]
+                    part.drained = int(answer["n_written_frames"]) if idle else None
 
     def _fail(self, message: str) -> None:
         log.error("acquisition failed: %s", message)
