@@ -7,11 +7,11 @@ httpx's request lines.
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -162,17 +162,14 @@ def test_stop_answers_the_state_it_led_to(server: ControlServer, tmp_path: Path)
 def test_ctrl_c_during_acquire_stops_the_writer_instead_of_leaving_it_running(
     server: ControlServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    writer_port = free_port()
+    import _thread
+
     # a suite started in the background (`&`) inherits SIGINT ignored: Ctrl-C must reach us
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    with contextlib.ExitStack() as restore, camera(frames=0, fps=50) as (address, _):
-        restore.callback(signal.signal, signal.SIGINT, previous)
-        statistics = f"http://127.0.0.1:{writer_port}/statistics"
-        interrupt = threading.Thread(target=_interrupt_when_writing, args=(statistics,))
-        interrupt.start()
-        code = acquire(server, "--connect", address, "--output", str(tmp_path / "c.h5"),
-                       writer_port=writer_port)  # until stopped  # fmt: skip
-        interrupt.join(30)
+    try:  # interrupt_main: what Ctrl-C does to the main thread
+        code = _acquire_until(server, tmp_path / "c.h5", lambda _url: _thread.interrupt_main())
+    finally:
+        signal.signal(signal.SIGINT, previous)
     out = capsys.readouterr().out
     assert code == 0, out
     assert "Ctrl-C: stopping the writer" in out and "stopped: " in out
@@ -181,29 +178,31 @@ def test_ctrl_c_during_acquire_stops_the_writer_instead_of_leaving_it_running(
 def test_acquire_exits_1_when_someone_kills_its_writer(
     server: ControlServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    writer_port = free_port()
-    with camera(frames=0, fps=50) as (address, _):
-        writer = f"http://127.0.0.1:{writer_port}"
-        killer = threading.Thread(target=_kill_when_writing, args=(writer,))
-        killer.start()
-        code = acquire(server, "--connect", address, "--output", str(tmp_path / "k.h5"),
-                       writer_port=writer_port)  # until stopped  # fmt: skip
-        killer.join(30)
+    def kill(url: str) -> None:  # from another terminal
+        httpx.get(f"{url}/kill", timeout=10)
+
+    code = _acquire_until(server, tmp_path / "k.h5", kill)
     out = capsys.readouterr().out
     assert code == 1, out
     assert "killed: " in out
 
 
-def _kill_when_writing(writer_url: str) -> None:
-    wait_for(lambda: _written(f"{writer_url}/statistics") >= 5, 30, "5 frames written")
-    httpx.get(f"{writer_url}/kill", timeout=10)  # from another terminal
+def _acquire_until(server: ControlServer, output: Path, then: Callable[[str], object]) -> int:
+    """``acquire`` until stopped; once its writer wrote 5 frames, ``then(writer_url)``."""
+    writer_port = free_port()
+    url = f"http://127.0.0.1:{writer_port}"
 
+    def when_writing() -> None:
+        wait_for(lambda: _written(f"{url}/statistics") >= 5, 30, "5 frames written")
+        then(url)
 
-def _interrupt_when_writing(statistics_url: str) -> None:
-    import _thread
-
-    wait_for(lambda: _written(statistics_url) >= 5, 30, "5 frames written")
-    _thread.interrupt_main()  # what Ctrl-C does to the main thread
+    with camera(frames=0, fps=50) as (address, _):
+        thread = threading.Thread(target=when_writing)
+        thread.start()
+        code = acquire(server, "--connect", address, "--output", str(output),
+                       writer_port=writer_port)  # fmt: skip
+        thread.join(30)
+    return code
 
 
 def _written(statistics_url: str) -> int:
