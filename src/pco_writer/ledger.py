@@ -157,7 +157,7 @@ class FrameLedger:
     _passed_end: bool = field(default=False, init=False)  # the stream reached the end
     _beyond: tuple[int, int] = field(default=(-1, 0), init=False)  # last id, ids in a row
     _complete: bool = field(default=False, init=False)
-    _seen: RunSet = field(default_factory=RunSet, init=False)  # indices read, not yet placed
+    _seen: RunSet = field(default_factory=RunSet, init=False)  # indices read (placed or not)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     # -- the start -------------------------------------------------------------------------
@@ -179,9 +179,9 @@ class FrameLedger:
         waited = self.clock() - held_since
         if waited < self.window_s:
             return False
-        if not self.sees_all:
-            return waited >= LONE_S or flowing([f.header for f in held])
-        return self.n_frames == 1 or flowing([f.header for f in held])
+        # one frame is enough: the one requested, or one of several writers' after a while
+        lone = waited >= LONE_S if not self.sees_all else self.n_frames == 1
+        return lone or flowing([f.header for f in held])
 
     def decide(self, frames: Sequence[ReceivedFrame]) -> None:
         """Fix the kind and first frame id from the first frames (in arrival order).
@@ -208,6 +208,8 @@ class FrameLedger:
             return Placement()
         assert self._kind is not None, "decide() first"
         kind, first, n, gap = self._kind, self._first_id, self.n_frames, self.max_frame_gap
+        if not self.sees_all:  # by id: the acquisition checks where a frame belongs
+            first, n, gap = 0, 0, 1 << 64
         placed, out, counts = self._placed, Placement(), self._rejected
         accepted, rejected = out.accepted, out.rejected
         with self._lock:
@@ -215,13 +217,6 @@ class FrameLedger:
                 h = f.header
                 if (h.shape, h.type, h.endianness) != kind:
                     reason = "shape_changed" if h.shape != kind[0] else "type_changed"
-                elif not self.sees_all:  # the acquisition places it; here: duplicates
-                    if not placed.add(h.frame):
-                        reason = "duplicate_frame_id"
-                    else:
-                        f.index = h.frame
-                        accepted.append(f)
-                        continue
                 else:
                     index = h.frame - first
                     if index < 0:
@@ -365,12 +360,18 @@ class FrameLedger:
             )
 
 
+def _most_shared(headers: Sequence[FrameHeader]) -> tuple[set[Kind], int]:
+    """The kinds most of ``headers`` share (several on a tie), and how many have each."""
+    kinds: Counter[Kind] = Counter(kind_of(h) for h in headers)
+    top = max(kinds.values(), default=0)
+    return {k for k, n in kinds.items() if n == top}, top
+
+
 def flowing(headers: Sequence[FrameHeader]) -> bool:
     """True when two of ``headers``, of the kind most of them share, are at most ``CLOSE``
     ids apart: a stream flows (one frame, or frames far apart, may be strays)."""
-    kinds: Counter[Kind] = Counter(kind_of(h) for h in headers)
-    top = max(kinds.values(), default=0)
-    for kind in (k for k, n in kinds.items() if n == top and n >= 2):
+    kinds, top = _most_shared(headers)
+    for kind in kinds if top >= 2 else ():
         ids = sorted(h.frame for h in headers if kind_of(h) == kind)
         if any(0 < b - a <= CLOSE for a, b in zip(ids, ids[1:], strict=False)):
             return True
@@ -385,9 +386,8 @@ def choose_start(headers: Sequence[FrameHeader], max_gap: int) -> tuple[Kind, in
     :meth:`FrameLedger.place` would reject the second); the largest group wins (a tie: the
     group holding the latest frame), and its smallest id is the first frame id.
     """
-    kinds: Counter[Kind] = Counter(kind_of(h) for h in headers)
-    top = max(kinds.values())
-    kind = next(kind_of(h) for h in reversed(headers) if kinds[kind_of(h)] == top)
+    kinds, _ = _most_shared(headers)
+    kind = next(kind_of(h) for h in reversed(headers) if kind_of(h) in kinds)
     ids = sorted((h.frame, order) for order, h in enumerate(headers) if kind_of(h) == kind)
     groups: list[list[tuple[int, int]]] = [[ids[0]]]
     for previous, this in zip(ids, ids[1:], strict=False):

@@ -81,10 +81,11 @@ class MasterBuilder:
             self.ledger.decide(self._held)
             self.frames.first_frame_id = self.ledger.first_frame_id
             fresh, self._held = self._held, []
+        fresh.sort(key=by_id)
+        for f in fresh:  # the end of the stream may be read before it can be placed
+            self.ledger.saw(f.header)
         self._waiting.extend(fresh)
-        self._waiting.sort(key=by_id)
-        for f in sorted(fresh, key=by_id):  # the end of the stream may be read before it
-            self.ledger.saw(f.header)  # can be placed
+        self._waiting.sort(key=by_id)  # two sorted runs: a merge
         ready = len(self._waiting) if final else self._up_to(self._watermark())
         if ready:
             self._place(self._waiting[:ready])

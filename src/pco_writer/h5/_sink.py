@@ -144,12 +144,12 @@ class H5Sink:
             )  # fmt: skip
             return
         target = self._open.get(number)
-        self._keep_room(number, target, frames)
-        if target is None:
+        if target is None:  # a new file: only if the disk has the room, then made at once
+            self._keep_room(number, None, frames)
             target = self._roll_to(number, frames[0])
             with _os_errors():
                 target.create(frames[0])
-            self._keep_room(number, target, frames)  # on the file itself, before a chunk
+        self._keep_room(number, target, frames)  # on the file itself, before a chunk
         with _os_errors():
             for part in _by_bytes(frames, _WRITE_BEHIND_STEP):
                 target.write(part)
