@@ -64,16 +64,21 @@ class Camera:
                 continue
             if self._sock.poll(50, zmq.POLLOUT):
                 frame_id = FIRST_ID + self.n_sent
-                self._sock.send_multipart([camera_header(frame_id, SHAPE), image(frame_id)])
+                try:  # never block in send: close() must find this thread stopped
+                    self._sock.send_multipart(
+                        [camera_header(frame_id, SHAPE), image(frame_id)], zmq.NOBLOCK
+                    )
+                except zmq.Again:  # the writer went away after the poll
+                    continue
                 self.n_sent += 1
                 time.sleep(1.0 / self.fps)
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5.0)
-        self._sock.close(linger=0)
-        self._ctx.term()
         assert not self._thread.is_alive(), "the camera thread did not stop"
+        self._sock.close(linger=0)  # not while the thread uses it: libzmq aborts the process
+        self._ctx.term()
 
 
 @contextmanager

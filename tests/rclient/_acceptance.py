@@ -110,7 +110,11 @@ class PacedCamera:
                 return
         while not self._stop.is_set() and (not frames or self.n_sent < frames):
             if self._sock.poll(100, zmq.POLLOUT):
-                self._sock.send_multipart([camera_header(100 + self.n_sent, SHAPE), self._image])
+                parts = [camera_header(100 + self.n_sent, SHAPE), self._image]
+                try:  # never block in send: close() must find this thread stopped
+                    self._sock.send_multipart(parts, zmq.NOBLOCK)
+                except zmq.Again:  # the writer went away after the poll
+                    continue
                 self.n_sent += 1
                 if fps:
                     self._stop.wait(1.0 / fps)
@@ -118,7 +122,8 @@ class PacedCamera:
     def close(self) -> None:
         self._stop.set()
         self.thread.join(5)
-        self._sock.close(linger=0)
+        assert not self.thread.is_alive(), "the camera thread did not stop"
+        self._sock.close(linger=0)  # not while the thread uses it: libzmq aborts the process
         self._ctx.term()
 
 
